@@ -1,0 +1,18 @@
+//! vmxsim: a cycle-level simulator of nested Intel VMX.
+//!
+//! The crate is layered as ARCHITECTURE.md describes, data flowing downwards only:
+//! [`arch`] (facts of the Intel SDM as data), [`machine`] (the simulated hardware: CPU,
+//! memory, paging, decoded-block cache, interpreter, devices), [`loader`] (putting images
+//! into a machine the way firmware or a boot loader would), [`cpu_model`] (CPU capability
+//! models read from `models/cpu/*.toml`) and [`exec`] (the `vmxsim exec` job, thin glue the
+//! CLI calls). [`testkit`] runs instruction snippets for differential tests.
+
+pub mod arch;
+pub mod bench;
+pub mod config;
+pub mod cpu_model;
+pub mod exec;
+pub mod loader;
+pub mod machine;
+pub mod testkit;
+pub mod util;

@@ -1,0 +1,351 @@
+//! Decoding and the decoded-block cache.
+//!
+//! Each instruction is decoded once by iced-x86 into a [`DInsn`]: the handler that executes
+//! it (chosen here, so the run loop never dispatches on opcodes), register references and the
+//! memory operand precomputed. Blocks are straight-line runs of instructions within one
+//! physical page, keyed by physical address and decode bitness, and remember the linear RIP
+//! they were decoded at (branch targets and RIP-relative operands are absolute). Writing a
+//! page that holds decoded code drops its blocks.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::rc::Rc;
+
+use iced_x86::{Decoder, DecoderOptions, Instruction, OpKind, Register};
+
+use super::memory::PhysMem;
+use super::mmu::Access;
+use super::{exec, Fault, Machine};
+
+/// An instruction handler.
+pub type Handler = fn(&mut Machine, &DInsn) -> Result<(), Fault>;
+
+/// Operand kind, reduced to what handlers need.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum OpK {
+    None,
+    Reg,
+    Mem,
+    Imm,
+    Other,
+}
+
+/// Register reference: low 4 bits the GPR index, high bits the view
+/// (0: 64-bit, 1: 32-bit, 2: 16-bit, 3: low byte, 4: high byte AH..BH).
+pub type RegRef = u8;
+
+/// A memory operand, precomputed.
+#[derive(Clone, Copy, Debug)]
+pub struct MemRef {
+    /// Base GPR index, or `NO_REG`.
+    pub base: u8,
+    /// Index GPR index, or `NO_REG`.
+    pub index: u8,
+    pub scale: u8,
+    /// Segment register index (ES..GS).
+    pub seg: u8,
+    /// Address-size mask.
+    pub amask: u64,
+    /// Displacement (for RIP-relative operands, the absolute address).
+    pub disp: u64,
+    /// Operand size in bytes of the memory access (0 when not a memory operand).
+    pub size: u8,
+}
+
+pub const NO_REG: u8 = 0xFF;
+
+/// A decoded instruction.
+#[derive(Clone, Debug)]
+pub struct DInsn {
+    pub h: Handler,
+    pub len: u8,
+    /// Operand size in bytes of the main operand.
+    pub osz: u8,
+    pub k: [OpK; 3],
+    pub r: [RegRef; 3],
+    pub m: MemRef,
+    pub imm: u64,
+    /// Handler-specific precomputed value (stack access size, counter width, condition).
+    pub aux: u32,
+    /// Ends the block: control transfers and instructions that can change mode or mapping.
+    pub term: bool,
+    pub ins: Instruction,
+}
+
+/// A straight-line run of decoded instructions.
+pub struct Block {
+    /// The linear RIP the block was decoded at.
+    pub rip: u64,
+    pub insns: Vec<DInsn>,
+}
+
+#[derive(Default)]
+pub(crate) struct FxHasher(u64);
+impl Hasher for FxHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+    #[inline]
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// Decoded blocks by (physical address, bitness).
+#[derive(Default)]
+pub(crate) struct BlockCache {
+    map: FxMap<u64, Rc<Block>>,
+    by_page: FxMap<u64, Vec<u64>>,
+}
+
+impl BlockCache {
+    /// Drops the blocks of every page written since the last call.
+    pub fn invalidate_dirty(&mut self, mem: &mut PhysMem) {
+        for pg in std::mem::take(&mut mem.dirty_code) {
+            if let Some(keys) = self.by_page.remove(&pg) {
+                for k in keys {
+                    self.map.remove(&k);
+                }
+            }
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.map.clear();
+        self.by_page.clear();
+    }
+}
+
+fn key(pa: u64, bitness: u32) -> u64 {
+    pa | (u64::from(bitness) << 56)
+}
+
+/// Maximum instructions per block.
+const MAX_BLOCK: usize = 64;
+
+impl Machine {
+    /// The decoded block at the current RIP, decoding it if needed.
+    #[inline(always)]
+    pub(crate) fn fetch_block(&mut self) -> Result<Rc<Block>, Fault> {
+        let lin = self.cpu.seg[super::cpu::CS].base.wrapping_add(self.cpu.rip);
+        let lin = if self.cpu.mode == super::Mode::Long64 { lin } else { lin & 0xFFFF_FFFF };
+        let pa = self.translate(lin, Access::Exec)?;
+        let bitness = self.cpu.mode.bitness();
+        if let Some(b) = self.blocks.map.get(&key(pa, bitness)) {
+            if b.rip == self.cpu.rip {
+                return Ok(Rc::clone(b));
+            }
+        }
+        self.decode_block(lin, pa, bitness)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn decode_block(&mut self, lin: u64, pa: u64, bitness: u32) -> Result<Rc<Block>, Fault> {
+        self.stats.blocks_decoded += 1;
+        let page_left = (0x1000 - (pa & 0xFFF)) as usize;
+        let bytes: Vec<u8> = match self.mem.slice(pa, page_left) {
+            Some(b) => b.to_vec(),
+            None => vec![0xFF; page_left.min(16)],
+        };
+        let mut dec = Decoder::with_ip(bitness, &bytes, self.cpu.rip, DecoderOptions::NONE);
+        let mut insns = Vec::new();
+        let mut ins = Instruction::default();
+        let mut cacheable = true;
+        while dec.can_decode() && insns.len() < MAX_BLOCK {
+            let pos = dec.position();
+            dec.decode_out(&mut ins);
+            if ins.is_invalid() {
+                if dec.last_error() == iced_x86::DecoderError::NoMoreBytes {
+                    // The instruction crosses into the next page: fetch it through paging.
+                    if !insns.is_empty() {
+                        break;
+                    }
+                    let mut buf = bytes[pos..].to_vec();
+                    let mut i = buf.len() as u64;
+                    while buf.len() < 15 {
+                        let pa2 = self.translate(lin.wrapping_add(i), Access::Exec)?;
+                        buf.push(self.mem.read_u8(pa2));
+                        i += 1;
+                    }
+                    let mut d2 = Decoder::with_ip(bitness, &buf, self.cpu.rip, DecoderOptions::NONE);
+                    d2.decode_out(&mut ins);
+                    cacheable = false;
+                    insns.push(build(&ins, bitness));
+                    break;
+                }
+                insns.push(build(&ins, bitness));
+                break;
+            }
+            let d = build(&ins, bitness);
+            let term = d.term;
+            insns.push(d);
+            if term {
+                break;
+            }
+        }
+        if insns.is_empty() {
+            insns.push(build(&Instruction::default(), bitness));
+        }
+        let blk = Rc::new(Block { rip: self.cpu.rip, insns });
+        if cacheable {
+            let k = key(pa, bitness);
+            self.mem.mark_code(pa);
+            self.blocks.map.insert(k, Rc::clone(&blk));
+            self.blocks.by_page.entry(pa >> 12).or_default().push(k);
+        }
+        Ok(blk)
+    }
+}
+
+/// Converts an iced register to a [`RegRef`], if it is a general-purpose register.
+pub fn gpr_ref(r: Register) -> Option<RegRef> {
+    let n = r as u32;
+    if r.is_gpr8() {
+        let i = n - Register::AL as u32;
+        Some(match i {
+            0..=3 => (3 << 4) | i as u8,
+            4..=7 => (4 << 4) | (i - 4) as u8,
+            _ => (3 << 4) | (i - 4) as u8,
+        })
+    } else if r.is_gpr16() {
+        Some((2 << 4) | (n - Register::AX as u32) as u8)
+    } else if r.is_gpr32() {
+        Some((1 << 4) | (n - Register::EAX as u32) as u8)
+    } else if r.is_gpr64() {
+        Some((n - Register::RAX as u32) as u8)
+    } else {
+        None
+    }
+}
+
+/// Segment register index of an iced segment register.
+pub fn seg_index(r: Register) -> u8 {
+    match r {
+        Register::ES => 0,
+        Register::CS => 1,
+        Register::SS => 2,
+        Register::FS => 4,
+        Register::GS => 5,
+        _ => 3,
+    }
+}
+
+fn gpr_index(r: Register) -> u8 {
+    if r == Register::None {
+        NO_REG
+    } else {
+        gpr_ref(r).map_or(NO_REG, |x| x & 15)
+    }
+}
+
+/// Builds a decoded instruction: operands precomputed and the handler chosen.
+pub fn build(ins: &Instruction, bitness: u32) -> DInsn {
+    let mut k = [OpK::None; 3];
+    let mut r = [0u8; 3];
+    let mut imm = 0u64;
+    let mut osz = 0u8;
+    for i in 0..ins.op_count().min(3) {
+        let kind = ins.op_kind(i);
+        k[i as usize] = match kind {
+            OpKind::Register => {
+                let reg = ins.op_register(i);
+                match gpr_ref(reg) {
+                    Some(x) => {
+                        r[i as usize] = x;
+                        if osz == 0 {
+                            osz = reg.size() as u8;
+                        }
+                        OpK::Reg
+                    }
+                    None => OpK::Other,
+                }
+            }
+            OpKind::Memory => {
+                if osz == 0 {
+                    osz = ins.memory_size().size() as u8;
+                }
+                OpK::Mem
+            }
+            OpKind::Immediate8
+            | OpKind::Immediate16
+            | OpKind::Immediate32
+            | OpKind::Immediate64
+            | OpKind::Immediate8to16
+            | OpKind::Immediate8to32
+            | OpKind::Immediate8to64
+            | OpKind::Immediate32to64 => {
+                imm = ins.immediate(i);
+                OpK::Imm
+            }
+            OpKind::Immediate8_2nd => OpK::Other,
+            OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64 => {
+                imm = ins.near_branch_target();
+                OpK::Imm
+            }
+            _ => OpK::Other,
+        };
+    }
+    let has_mem = k.contains(&OpK::Mem) || ins.op_kinds().any(|x| x == OpKind::Memory);
+    let amask = match bitness {
+        64 if ins.memory_base() != Register::EIP && !ins.memory_base().is_gpr32() && !ins.memory_index().is_gpr32() => {
+            u64::MAX
+        }
+        _ => {
+            let asz = if ins.memory_base().is_gpr16() || ins.memory_index().is_gpr16() {
+                16
+            } else if ins.memory_base().is_gpr32()
+                || ins.memory_index().is_gpr32()
+                || ins.memory_base() == Register::EIP
+            {
+                32
+            } else if ins.memory_base() == Register::RIP
+                || ins.memory_index().is_gpr64()
+                || ins.memory_base().is_gpr64()
+            {
+                64
+            } else {
+                // Displacement-only: the address size follows the mode and 0x67 prefix.
+                match (bitness, ins.memory_displ_size()) {
+                    (64, 4) if ins.memory_displacement64() <= 0xFFFF_FFFF => 32,
+                    (64, _) => 64,
+                    (_, 2) => 16,
+                    (_, 4) | (_, 8) => 32,
+                    (16, _) => 16,
+                    _ => 32,
+                }
+            };
+            match asz {
+                16 => 0xFFFF,
+                32 => 0xFFFF_FFFF,
+                _ => u64::MAX,
+            }
+        }
+    };
+    let rip_rel = ins.is_ip_rel_memory_operand();
+    let m = MemRef {
+        base: if rip_rel { NO_REG } else { gpr_index(ins.memory_base()) },
+        index: gpr_index(ins.memory_index()),
+        scale: ins.memory_index_scale().trailing_zeros() as u8,
+        seg: seg_index(ins.memory_segment()),
+        amask,
+        disp: if rip_rel { ins.ip_rel_memory_address() } else { ins.memory_displacement64() },
+        size: if has_mem { ins.memory_size().size() as u8 } else { 0 },
+    };
+    if osz == 0 {
+        osz = match ins.op_kind(0) {
+            OpKind::Immediate8 => 1,
+            _ => (bitness / 8) as u8,
+        };
+    }
+    let mut d = DInsn { h: exec::unimpl, len: ins.len() as u8, osz, k, r, m, imm, aux: 0, term: false, ins: *ins };
+    exec::select(&mut d, bitness);
+    d
+}

@@ -1,0 +1,171 @@
+//! String instructions (MOVS, STOS, LODS, CMPS, SCAS, INS, OUTS) with REP/REPE/REPNE.
+//! A repeated instruction runs to completion inside one handler call; a fault part-way
+//! leaves RSI/RDI/RCX describing the progress so far, as the architecture specifies.
+
+use iced_x86::{Mnemonic as M, OpKind};
+
+use super::super::cpu::{ES, RAX, RCX, RDI, RDX, RSI};
+use super::super::decode::{DInsn, Handler};
+use super::super::flags::{size_mask, FlagOp};
+use super::super::{Fault, Machine};
+use crate::arch::x86::rflags::DF;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Movs,
+    Stos,
+    Lods,
+    Cmps,
+    Scas,
+    Ins,
+    Outs,
+}
+
+pub fn select(d: &mut DInsn) -> Handler {
+    let name = format!("{:?}", d.ins.mnemonic());
+    let last = name.chars().last().unwrap_or('b');
+    d.osz = match last {
+        'w' => 2,
+        'd' => 4,
+        'q' => 8,
+        _ => 1,
+    };
+    // Address size from the implicit operand kinds.
+    let asz: u8 = (0..d.ins.op_count())
+        .find_map(|i| match d.ins.op_kind(i) {
+            OpKind::MemorySegSI | OpKind::MemorySegDI | OpKind::MemoryESDI => Some(2),
+            OpKind::MemorySegESI | OpKind::MemorySegEDI | OpKind::MemoryESEDI => Some(4),
+            OpKind::MemorySegRSI | OpKind::MemorySegRDI | OpKind::MemoryESRDI => Some(8),
+            _ => None,
+        })
+        .unwrap_or(4);
+    d.m.amask = size_mask(asz);
+    d.aux = u32::from(asz);
+    match d.ins.mnemonic() {
+        M::Movsb | M::Movsw | M::Movsd | M::Movsq => run::<0>,
+        M::Stosb | M::Stosw | M::Stosd | M::Stosq => run::<1>,
+        M::Lodsb | M::Lodsw | M::Lodsd | M::Lodsq => run::<2>,
+        M::Cmpsb | M::Cmpsw | M::Cmpsd | M::Cmpsq => run::<3>,
+        M::Scasb | M::Scasw | M::Scasd | M::Scasq => run::<4>,
+        M::Insb | M::Insw | M::Insd => run::<5>,
+        _ => run::<6>,
+    }
+}
+
+const fn kind(k: u8) -> Kind {
+    match k {
+        0 => Kind::Movs,
+        1 => Kind::Stos,
+        2 => Kind::Lods,
+        3 => Kind::Cmps,
+        4 => Kind::Scas,
+        5 => Kind::Ins,
+        _ => Kind::Outs,
+    }
+}
+
+fn acc_ref(sz: u8) -> u8 {
+    match sz {
+        1 => 0x30,
+        2 => 0x20,
+        4 => 0x10,
+        _ => 0,
+    }
+}
+
+fn run<const K: u8>(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
+    let k = kind(K);
+    let sz = d.osz;
+    let amask = d.m.amask;
+    let rep = d.ins.has_rep_prefix() || d.ins.has_repne_prefix();
+    let repne = d.ins.has_repne_prefix();
+    let step = if m.cpu.rflags_ctl & DF != 0 { (u64::from(sz)).wrapping_neg() } else { u64::from(sz) };
+    let src_seg = d.m.seg as usize;
+    let io = k == Kind::Ins || k == Kind::Outs;
+    if io {
+        m.check_io(m.cpu.gpr[RDX] as u16, sz)?;
+    }
+    loop {
+        if rep && m.cpu.gpr[RCX] & amask == 0 {
+            return Ok(());
+        }
+        let si = m.cpu.gpr[RSI] & amask;
+        let di = m.cpu.gpr[RDI] & amask;
+        let mut cmp: Option<(u64, u64)> = None;
+        match k {
+            Kind::Movs => {
+                let l = m.lin_addr(src_seg, si, sz, false)?;
+                let v = m.read_lin(l, sz)?;
+                let l2 = m.lin_addr(ES, di, sz, true)?;
+                m.write_lin(l2, sz, v)?;
+            }
+            Kind::Stos => {
+                let v = m.rd_reg(acc_ref(sz));
+                let l = m.lin_addr(ES, di, sz, true)?;
+                m.write_lin(l, sz, v)?;
+            }
+            Kind::Lods => {
+                let l = m.lin_addr(src_seg, si, sz, false)?;
+                let v = m.read_lin(l, sz)?;
+                m.wr_reg(acc_ref(sz), v);
+            }
+            Kind::Cmps => {
+                let l = m.lin_addr(src_seg, si, sz, false)?;
+                let a = m.read_lin(l, sz)?;
+                let l2 = m.lin_addr(ES, di, sz, false)?;
+                let b = m.read_lin(l2, sz)?;
+                cmp = Some((a, b));
+            }
+            Kind::Scas => {
+                let a = m.rd_reg(acc_ref(sz));
+                let l = m.lin_addr(ES, di, sz, false)?;
+                let b = m.read_lin(l, sz)?;
+                cmp = Some((a, b));
+            }
+            Kind::Ins => {
+                let l = m.lin_addr(ES, di, sz, true)?;
+                m.translate(l, super::super::mmu::Access::Write)?;
+                let v = m.port_in(m.cpu.gpr[RDX] as u16, sz);
+                m.write_lin(l, sz, v)?;
+            }
+            Kind::Outs => {
+                let l = m.lin_addr(src_seg, si, sz, false)?;
+                let v = m.read_lin(l, sz)?;
+                m.port_out(m.cpu.gpr[RDX] as u16, sz, v);
+            }
+        }
+        let upd = |m: &mut Machine, r: usize, v: u64| {
+            m.cpu.gpr[r] = if amask == u64::MAX { v } else { (m.cpu.gpr[r] & !amask) | (v & amask) };
+            if amask == 0xFFFF_FFFF {
+                m.cpu.gpr[r] &= 0xFFFF_FFFF;
+            }
+        };
+        if matches!(k, Kind::Movs | Kind::Lods | Kind::Cmps | Kind::Outs) {
+            upd(m, RSI, si.wrapping_add(step));
+        }
+        if matches!(k, Kind::Movs | Kind::Stos | Kind::Cmps | Kind::Scas | Kind::Ins) {
+            upd(m, RDI, di.wrapping_add(step));
+        }
+        if let Some((a, b)) = cmp {
+            let (a, b) = (a & size_mask(sz), b & size_mask(sz));
+            m.cpu.flags.set(FlagOp::Sub, sz, a, b, a.wrapping_sub(b));
+        }
+        if !rep {
+            return Ok(());
+        }
+        let c = m.cpu.gpr[RCX].wrapping_sub(1);
+        upd(m, RCX, c);
+        if m.stop.is_some() {
+            return Ok(());
+        }
+        if cmp.is_some() {
+            let zf = m.cpu.flags.zf();
+            if (repne && zf) || (!repne && !zf) {
+                return Ok(());
+            }
+        }
+    }
+}
+
+#[allow(dead_code)]
+const _: usize = RAX;

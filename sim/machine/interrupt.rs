@@ -1,0 +1,266 @@
+//! Exception and interrupt delivery through the IVT (real mode) or the IDT (protected and
+//! IA-32e mode, with TSS stack switches and IST), and the double/triple-fault rules of SDM
+//! Table 6-5.
+
+use super::cpu::{seg_attr as sa, Mode, Segment, CS, RSP, SS};
+use super::{Fault, Machine, StopReason};
+use crate::arch::x86::{rflags, vector};
+
+/// What raised an event; decides privilege checks and the error code's EXT bit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// A fault or trap raised by an instruction or by delivery.
+    Exception,
+    /// INT n: the gate's DPL is checked against CPL.
+    Software,
+    /// INT3 / INTO: like INT n for DPL checks.
+    SoftwareException,
+    /// INT1 (ICEBP): no DPL check.
+    PrivilegedSoftware,
+    /// An external interrupt.
+    External,
+}
+
+impl Machine {
+    /// Delivers an exception raised by an instruction, applying the double-fault rules; a
+    /// fault while delivering #DF stops the run with a triple-fault report.
+    pub(crate) fn raise(&mut self, f: Fault) {
+        *self.stats.exceptions.entry(f.vector).or_insert(0) += 1;
+        self.fault_chain.clear();
+        self.fault_chain.push(f);
+        let mut cur = f;
+        loop {
+            let saved = self.cpu.clone();
+            match self.deliver(cur.vector, cur.error, EventKind::Exception) {
+                Ok(()) => {
+                    self.fault_chain.clear();
+                    return;
+                }
+                Err(next) => {
+                    self.cpu = saved;
+                    self.fault_chain.push(next);
+                    if cur.vector == vector::DF {
+                        self.triple_fault();
+                        return;
+                    }
+                    let benign_first = !vector::is_contributory(cur.vector) && cur.vector != vector::PF;
+                    let df = !benign_first
+                        && (vector::is_contributory(next.vector)
+                            || (cur.vector == vector::PF && next.vector == vector::PF));
+                    cur = if df { Fault::with_code(vector::DF, 0) } else { next };
+                    if self.fault_chain.len() > 8 {
+                        self.triple_fault();
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn triple_fault(&mut self) {
+        let chain: Vec<String> = self.fault_chain.iter().map(|f| f.to_string()).collect();
+        self.stop = Some(StopReason::TripleFault(format!(
+            "triple fault in {} at CS:RIP {:04x}:{:#x} (CPL {}); fault chain: {}",
+            self.cpu.mode.name(),
+            self.cpu.seg[CS].selector,
+            self.cpu.rip,
+            self.cpu.cpl,
+            chain.join(" -> ")
+        )));
+    }
+
+    /// Delivers vector `vec`. `self.cpu.rip` is the return address.
+    pub(crate) fn deliver(&mut self, vec: u8, error: Option<u32>, kind: EventKind) -> Result<(), Fault> {
+        self.cpu.halted = false;
+        match self.cpu.mode {
+            Mode::Real => self.deliver_real(vec),
+            _ if self.cpu.long_mode_active() => self.deliver_long(vec, error, kind),
+            _ => self.deliver_protected(vec, error, kind),
+        }
+    }
+
+    fn deliver_real(&mut self, vec: u8) -> Result<(), Fault> {
+        let off = u64::from(vec) * 4;
+        if off + 3 > u64::from(self.cpu.idtr.limit) {
+            return Err(Fault::gp(0));
+        }
+        let entry = self.read_lin_sys(self.cpu.idtr.base.wrapping_add(off), 4)?;
+        let fl = self.cpu.rflags();
+        self.push(2, fl)?;
+        self.push(2, u64::from(self.cpu.seg[CS].selector))?;
+        self.push(2, self.cpu.rip)?;
+        self.cpu.rflags_ctl &= !(rflags::IF | rflags::TF | rflags::AC | rflags::RF);
+        let sel = (entry >> 16) as u16;
+        let attr = self.cpu.seg[CS].attr;
+        self.cpu.seg[CS] = Segment { attr, ..Segment::real(sel) };
+        self.cpu.seg[CS].limit = 0xFFFF;
+        self.cpu.rip = entry & 0xFFFF;
+        Ok(())
+    }
+
+    /// The error code for a fault on the IDT entry itself.
+    fn idt_error(vec: u8, kind: EventKind) -> u32 {
+        u32::from(vec) * 8 + 2 + u32::from(matches!(kind, EventKind::External | EventKind::Exception))
+    }
+
+    fn deliver_protected(&mut self, vec: u8, error: Option<u32>, kind: EventKind) -> Result<(), Fault> {
+        let ierr = Self::idt_error(vec, kind);
+        let off = u64::from(vec) * 8;
+        if off + 7 > u64::from(self.cpu.idtr.limit) {
+            return Err(Fault::gp(ierr));
+        }
+        let gate = self.read_lin_sys(self.cpu.idtr.base.wrapping_add(off), 8)?;
+        let gtype = ((gate >> 40) & 0xF) as u8;
+        let gdpl = ((gate >> 45) & 3) as u8;
+        if !matches!(gtype, 0x6 | 0x7 | 0xE | 0xF) {
+            // Task gates would need hardware task switching, which is not modeled.
+            return Err(Fault::gp(ierr));
+        }
+        if matches!(kind, EventKind::Software | EventKind::SoftwareException) && gdpl < self.cpu.cpl {
+            return Err(Fault::gp(ierr));
+        }
+        if gate & (1 << 47) == 0 {
+            return Err(Fault::with_code(vector::NP, ierr));
+        }
+        let sel = (gate >> 16) as u16;
+        let offset = (gate & 0xFFFF) | ((gate >> 32) & 0xFFFF_0000);
+        let gsize: u8 = if gtype & 8 != 0 { 4 } else { 2 };
+        let desc = self.handler_cs(sel)?;
+        let new_cpl = if desc.attr & sa::EXPAND_DOWN != 0 { self.cpu.cpl } else { desc.dpl() };
+        if offset > u64::from(desc.limit) {
+            return Err(Fault::gp(0));
+        }
+        let fl = self.cpu.rflags();
+        let old_cs = u64::from(self.cpu.seg[CS].selector);
+        let old_ip = self.cpu.rip;
+        if new_cpl < self.cpu.cpl {
+            // Stack switch from the TSS (32-bit TSS layout).
+            let (ss, esp) = self.tss_stack32(new_cpl)?;
+            let old_ss = u64::from(self.cpu.seg[SS].selector);
+            let old_sp = self.cpu.gpr[RSP];
+            self.cpu.cpl = new_cpl;
+            self.load_data_seg(SS, ss).map_err(|f| Fault::with_code(vector::TS, f.error.unwrap_or(0)))?;
+            self.cpu.gpr[RSP] = esp;
+            self.push(gsize, old_ss)?;
+            self.push(gsize, old_sp)?;
+        }
+        self.push(gsize, fl)?;
+        self.push(gsize, old_cs)?;
+        self.push(gsize, old_ip)?;
+        if let Some(e) = error {
+            self.push(gsize, u64::from(e))?;
+        }
+        self.set_cs(desc, new_cpl);
+        self.cpu.rip = offset;
+        self.clear_flags_on_delivery(gtype);
+        Ok(())
+    }
+
+    fn clear_flags_on_delivery(&mut self, gtype: u8) {
+        let mut clear = rflags::TF | rflags::NT | rflags::RF | rflags::VM;
+        if gtype & 1 == 0 {
+            clear |= rflags::IF;
+        }
+        self.cpu.rflags_ctl &= !clear;
+    }
+
+    fn handler_cs(&mut self, sel: u16) -> Result<Segment, Fault> {
+        let err = u32::from(sel & !3);
+        if sel & !3 == 0 {
+            return Err(Fault::gp(0));
+        }
+        let raw = self.read_descriptor(sel)?;
+        let desc = Segment::from_descriptor(sel, raw);
+        if desc.attr & sa::S == 0 || desc.attr & sa::CODE == 0 || desc.dpl() > self.cpu.cpl {
+            return Err(Fault::gp(err));
+        }
+        if desc.attr & sa::P == 0 {
+            return Err(Fault::with_code(vector::NP, err));
+        }
+        Ok(desc)
+    }
+
+    fn tss_stack32(&mut self, cpl: u8) -> Result<(u16, u64), Fault> {
+        let off = 4 + 8 * u64::from(cpl);
+        if off + 5 > u64::from(self.cpu.tr.limit) {
+            return Err(Fault::with_code(vector::TS, u32::from(self.cpu.tr.selector & !3)));
+        }
+        let base = self.cpu.tr.base;
+        let esp = self.read_lin_sys(base + off, 4)?;
+        let ss = self.read_lin_sys(base + off + 4, 2)? as u16;
+        Ok((ss, esp))
+    }
+
+    fn deliver_long(&mut self, vec: u8, error: Option<u32>, kind: EventKind) -> Result<(), Fault> {
+        let ierr = Self::idt_error(vec, kind);
+        let off = u64::from(vec) * 16;
+        if off + 15 > u64::from(self.cpu.idtr.limit) {
+            return Err(Fault::gp(ierr));
+        }
+        let base = self.cpu.idtr.base.wrapping_add(off);
+        let lo = self.read_lin_sys(base, 8)?;
+        let hi = self.read_lin_sys(base + 8, 8)?;
+        let gtype = ((lo >> 40) & 0xF) as u8;
+        let gdpl = ((lo >> 45) & 3) as u8;
+        if !matches!(gtype, 0xE | 0xF) {
+            return Err(Fault::gp(ierr));
+        }
+        if matches!(kind, EventKind::Software | EventKind::SoftwareException) && gdpl < self.cpu.cpl {
+            return Err(Fault::gp(ierr));
+        }
+        if lo & (1 << 47) == 0 {
+            return Err(Fault::with_code(vector::NP, ierr));
+        }
+        let sel = (lo >> 16) as u16;
+        let target = (lo & 0xFFFF) | ((lo >> 32) & 0xFFFF_0000) | (hi << 32);
+        let ist = (lo >> 32) & 7;
+        let desc = self.handler_cs(sel)?;
+        if desc.attr & sa::L == 0 || desc.attr & sa::DB != 0 {
+            return Err(Fault::gp(u32::from(sel & !3)));
+        }
+        if ((target as i64) << 16 >> 16) as u64 != target {
+            return Err(Fault::gp(0));
+        }
+        let new_cpl = if desc.attr & sa::EXPAND_DOWN != 0 { self.cpu.cpl } else { desc.dpl() };
+        let fl = self.cpu.rflags();
+        let old_cs = u64::from(self.cpu.seg[CS].selector);
+        let old_ss = u64::from(self.cpu.seg[SS].selector);
+        let old_sp = self.cpu.gpr[RSP];
+        let old_ip = self.cpu.rip;
+        let mut rsp = old_sp;
+        if ist != 0 || new_cpl < self.cpu.cpl {
+            let toff = if ist != 0 { 0x24 + 8 * (ist - 1) } else { 4 + 8 * u64::from(new_cpl) };
+            if toff + 7 > u64::from(self.cpu.tr.limit) {
+                return Err(Fault::with_code(vector::TS, u32::from(self.cpu.tr.selector & !3)));
+            }
+            rsp = self.read_lin_sys(self.cpu.tr.base + toff, 8)?;
+        }
+        if new_cpl < self.cpu.cpl {
+            self.cpu.seg[SS] = Segment { selector: u16::from(new_cpl), base: 0, limit: 0, attr: sa::UNUSABLE };
+        }
+        // Pushes are made at the handler's privilege, on a 16-byte aligned stack.
+        let cpl_before = self.cpu.cpl;
+        self.cpu.cpl = new_cpl;
+        self.cpu.mode = Mode::Long64;
+        self.cpu.gpr[RSP] = rsp & !0xF;
+        let r = (|| {
+            self.push(8, old_ss)?;
+            self.push(8, old_sp)?;
+            self.push(8, fl)?;
+            self.push(8, old_cs)?;
+            self.push(8, old_ip)?;
+            if let Some(e) = error {
+                self.push(8, u64::from(e))?;
+            }
+            Ok(())
+        })();
+        if let Err(f) = r {
+            self.cpu.cpl = cpl_before;
+            return Err(f);
+        }
+        self.set_cs(desc, new_cpl);
+        self.cpu.rip = target;
+        self.clear_flags_on_delivery(gtype);
+        Ok(())
+    }
+}

@@ -1,0 +1,290 @@
+//! Linear-to-physical translation: the 32-bit, PAE and 4-level page walks with accessed and
+//! dirty bits, and a direct-mapped software TLB whose entries carry precomputed permissions,
+//! so the common access is one compare and one AND.
+
+use super::{Fault, Machine};
+use crate::arch::msr::efer;
+use crate::arch::x86::{cr0, cr4, pfec, pte, vector};
+
+/// The kind of memory access, as the permission checks see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Access {
+    Read = 0,
+    Write = 1,
+    Exec = 2,
+}
+
+const TLB_SIZE: usize = 1024;
+/// MAXPHYADDR of the modeled CPUs (bits of physical address).
+pub const MAXPHYADDR: u32 = 39;
+const PHYS_MASK: u64 = ((1u64 << MAXPHYADDR) - 1) & !0xFFF;
+
+#[derive(Clone, Copy, Default)]
+struct TlbEntry {
+    /// Linear page number + 1; 0 is an empty entry.
+    tag: u64,
+    pbase: u64,
+    /// Allowed accesses: bit (access + 3 * user).
+    ok: u8,
+    global: bool,
+}
+
+/// The software TLB.
+pub struct Tlb {
+    e: Box<[TlbEntry]>,
+}
+
+impl Default for Tlb {
+    fn default() -> Self {
+        Tlb { e: vec![TlbEntry::default(); TLB_SIZE].into_boxed_slice() }
+    }
+}
+
+impl Tlb {
+    /// Drops every entry.
+    pub fn flush_all(&mut self) {
+        self.e.fill(TlbEntry::default());
+    }
+    /// Drops the non-global entries (MOV CR3 with CR4.PGE).
+    pub fn flush_nonglobal(&mut self) {
+        for e in self.e.iter_mut() {
+            if !e.global {
+                *e = TlbEntry::default();
+            }
+        }
+    }
+    /// Drops the entry for one linear address (INVLPG).
+    pub fn flush_page(&mut self, lin: u64) {
+        let vpn = lin >> 12;
+        let e = &mut self.e[(vpn as usize) & (TLB_SIZE - 1)];
+        if e.tag == vpn.wrapping_add(1) {
+            *e = TlbEntry::default();
+        }
+    }
+}
+
+/// Result of a page walk.
+struct Walk {
+    pbase: u64,
+    writable: bool,
+    user: bool,
+    nx: bool,
+    dirty: bool,
+    global: bool,
+}
+
+impl Machine {
+    /// Translates a linear address for an access at the current privilege level.
+    #[inline(always)]
+    pub fn translate(&mut self, lin: u64, acc: Access) -> Result<u64, Fault> {
+        let user = self.cpu.cpl == 3;
+        self.translate_as(lin, acc, user)
+    }
+
+    /// Translates with an explicit user/supervisor view (descriptor-table accesses are
+    /// supervisor accesses even at CPL 3).
+    #[inline(always)]
+    pub fn translate_as(&mut self, lin: u64, acc: Access, user: bool) -> Result<u64, Fault> {
+        let vpn = lin >> 12;
+        let e = &self.tlb.e[(vpn as usize) & (TLB_SIZE - 1)];
+        let bit = 1u8 << (acc as u8 + 3 * u8::from(user));
+        if e.tag == vpn.wrapping_add(1) && e.ok & bit != 0 {
+            return Ok(e.pbase | (lin & 0xFFF));
+        }
+        self.translate_slow(lin, acc, user)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn translate_slow(&mut self, lin: u64, acc: Access, user: bool) -> Result<u64, Fault> {
+        let walk = if self.cpu.cr0 & cr0::PG == 0 {
+            Walk { pbase: lin & 0xFFFF_F000, writable: true, user: true, nx: false, dirty: true, global: false }
+        } else {
+            self.walk(lin, acc, user)?
+        };
+        let wp = self.cpu.cr0 & cr0::WP != 0;
+        // Permission checks (SDM 4.6).
+        let allowed = |a: Access, u: bool| -> bool {
+            match a {
+                Access::Read => !u || walk.user,
+                Access::Write => (if u { walk.user && walk.writable } else { walk.writable || !wp }),
+                Access::Exec => !walk.nx && (!u || walk.user),
+            }
+        };
+        if !allowed(acc, user) {
+            let mut code = pfec::P;
+            if acc == Access::Write {
+                code |= pfec::W;
+            }
+            if user {
+                code |= pfec::U;
+            }
+            if acc == Access::Exec && self.cpu.efer & efer::NXE != 0 {
+                code |= pfec::I;
+            }
+            return Err(self.page_fault(lin, code));
+        }
+        let mut ok = 0u8;
+        for (i, a) in [Access::Read, Access::Write, Access::Exec].into_iter().enumerate() {
+            for u in [false, true] {
+                // A write through a clean entry must walk again to set the dirty bit.
+                if allowed(a, u) && (a != Access::Write || walk.dirty) {
+                    ok |= 1 << (i as u8 + 3 * u8::from(u));
+                }
+            }
+        }
+        let vpn = lin >> 12;
+        self.tlb.e[(vpn as usize) & (TLB_SIZE - 1)] =
+            TlbEntry { tag: vpn.wrapping_add(1), pbase: walk.pbase, ok, global: walk.global };
+        Ok(walk.pbase | (lin & 0xFFF))
+    }
+
+    fn page_fault(&mut self, lin: u64, code: u32) -> Fault {
+        self.cpu.cr2 = lin;
+        Fault::with_code(vector::PF, code)
+    }
+
+    /// Walks the paging structures of the current mode, setting accessed/dirty bits.
+    fn walk(&mut self, lin: u64, acc: Access, user: bool) -> Result<Walk, Fault> {
+        let mut base_code = 0u32;
+        if acc == Access::Write {
+            base_code |= pfec::W;
+        }
+        if user {
+            base_code |= pfec::U;
+        }
+        let nxe = self.cpu.efer & efer::NXE != 0;
+        if acc == Access::Exec && nxe {
+            base_code |= pfec::I;
+        }
+        let write = acc == Access::Write;
+        let pae = self.cpu.cr4 & cr4::PAE != 0;
+        if !pae {
+            // 32-bit paging.
+            let lin = lin & 0xFFFF_FFFF;
+            let pde_pa = (self.cpu.cr3 & 0xFFFF_F000) | ((lin >> 22) << 2);
+            let pde = self.mem.read::<4>(pde_pa);
+            if pde & pte::P == 0 {
+                return Err(self.page_fault(lin, base_code));
+            }
+            if pde & pte::PS != 0 && self.cpu.cr4 & cr4::PSE != 0 {
+                let new = pde | pte::A | if write { pte::D } else { 0 };
+                if new != pde {
+                    self.mem.write::<4>(pde_pa, new);
+                }
+                let hi = ((pde >> 13) & 0xFF) << 32;
+                let pbase = (pde & 0xFFC0_0000) | hi | (lin & 0x003F_F000);
+                return Ok(Walk {
+                    pbase,
+                    writable: pde & pte::RW != 0,
+                    user: pde & pte::US != 0,
+                    nx: false,
+                    dirty: new & pte::D != 0,
+                    global: pde & pte::G != 0 && self.cpu.cr4 & cr4::PGE != 0,
+                });
+            }
+            if pde & pte::A == 0 {
+                self.mem.write::<4>(pde_pa, pde | pte::A);
+            }
+            let pte_pa = (pde & 0xFFFF_F000) | (((lin >> 12) & 0x3FF) << 2);
+            let e = self.mem.read::<4>(pte_pa);
+            if e & pte::P == 0 {
+                return Err(self.page_fault(lin, base_code));
+            }
+            let writable = pde & e & pte::RW != 0;
+            let usr = pde & e & pte::US != 0;
+            let new = e | pte::A | if write && self.write_permitted(writable, usr, user) { pte::D } else { 0 };
+            if new != e {
+                self.mem.write::<4>(pte_pa, new);
+            }
+            return Ok(Walk {
+                pbase: e & 0xFFFF_F000,
+                writable,
+                user: usr,
+                nx: false,
+                dirty: new & pte::D != 0,
+                global: e & pte::G != 0 && self.cpu.cr4 & cr4::PGE != 0,
+            });
+        }
+        let long = self.cpu.long_mode_active();
+        let rsvd_hi = !PHYS_MASK & 0x000F_FFFF_FFFF_F000;
+        let nx_rsvd = if nxe { 0 } else { pte::NX };
+        let (mut table, levels) = if long {
+            (self.cpu.cr3 & PHYS_MASK, 4)
+        } else {
+            // PAE: the PDPTE selected by bits 31:30.
+            let lin32 = lin & 0xFFFF_FFFF;
+            let pdpte_pa = (self.cpu.cr3 & 0xFFFF_FFE0) | ((lin32 >> 30) << 3);
+            let pdpte = self.mem.read::<8>(pdpte_pa);
+            if pdpte & pte::P == 0 {
+                return Err(self.page_fault(lin32, base_code));
+            }
+            if pdpte & (rsvd_hi | 0x1E6 | pte::NX) != 0 {
+                return Err(self.page_fault(lin32, base_code | pfec::P | pfec::RSVD));
+            }
+            (pdpte & PHYS_MASK, 2)
+        };
+        let lin = if long { lin } else { lin & 0xFFFF_FFFF };
+        let mut writable = true;
+        let mut usr = true;
+        let mut nx = false;
+        let mut level = levels;
+        loop {
+            let shift = 12 + 9 * (level - 1);
+            let idx = (lin >> shift) & 0x1FF;
+            let ea = table | (idx << 3);
+            let e = self.mem.read::<8>(ea);
+            if e & pte::P == 0 {
+                return Err(self.page_fault(lin, base_code));
+            }
+            let large = e & pte::PS != 0 && level > 1;
+            let mut rsvd = e & (rsvd_hi | nx_rsvd);
+            if large && (level == 4 || (level == 3 && !long)) {
+                rsvd |= pte::PS;
+            }
+            if large {
+                // Bits between 12 and the page size (except PAT at bit 12) must be zero.
+                let low = ((1u64 << shift) - 1) & !0x1FFF;
+                rsvd |= e & low;
+            }
+            if rsvd != 0 {
+                return Err(self.page_fault(lin, base_code | pfec::P | pfec::RSVD));
+            }
+            writable &= e & pte::RW != 0;
+            usr &= e & pte::US != 0;
+            nx |= e & pte::NX != 0 && nxe;
+            if level == 1 || large {
+                let set_d = write && self.write_permitted(writable, usr, user) && !(acc == Access::Exec);
+                let new = e | pte::A | if set_d { pte::D } else { 0 };
+                if new != e {
+                    self.mem.write::<8>(ea, new);
+                }
+                let page_mask = (1u64 << shift) - 1;
+                let pbase = ((e & PHYS_MASK & !page_mask) | (lin & page_mask)) & !0xFFF;
+                return Ok(Walk {
+                    pbase,
+                    writable,
+                    user: usr,
+                    nx,
+                    dirty: new & pte::D != 0,
+                    global: e & pte::G != 0 && self.cpu.cr4 & cr4::PGE != 0,
+                });
+            }
+            if e & pte::A == 0 {
+                self.mem.write::<8>(ea, e | pte::A);
+            }
+            table = e & PHYS_MASK;
+            level -= 1;
+        }
+    }
+
+    /// Whether a write with these effective rights succeeds (so D may be set).
+    fn write_permitted(&self, writable: bool, usr: bool, user: bool) -> bool {
+        if user {
+            writable && usr
+        } else {
+            writable || self.cpu.cr0 & cr0::WP == 0
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! The simulated hardware: CPU state, physical memory, paging, the decoded-block cache, the
+//! interpreter, exception delivery and a few PC devices.
+//!
+//! The machine knows nothing of prices, levels, scenarios or files. The run loop fetches a
+//! decoded block for the current RIP (decoding it once), then calls each instruction's
+//! precomputed handler. Handlers return `Err(Fault)` for architectural exceptions; the loop
+//! rolls RIP back to the faulting instruction and delivers the exception through the IDT.
+//! Everything a guest can trigger is a value, never a panic.
+
+pub mod cpu;
+pub mod decode;
+pub mod devices;
+mod exec;
+pub mod flags;
+mod interrupt;
+pub mod memory;
+pub mod mmu;
+mod segment;
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+pub use cpu::{Cpu, Mode, Segment};
+use decode::BlockCache;
+pub use decode::DInsn;
+pub use devices::Devices;
+use memory::PhysMem;
+use mmu::{Access, Tlb};
+
+use crate::cpu_model::CpuModel;
+
+/// An architectural exception raised by an instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault {
+    pub vector: u8,
+    pub error: Option<u32>,
+}
+
+impl Fault {
+    #[inline]
+    pub const fn new(vector: u8) -> Self {
+        Fault { vector, error: None }
+    }
+    #[inline]
+    pub const fn with_code(vector: u8, code: u32) -> Self {
+        Fault { vector, error: Some(code) }
+    }
+    pub fn gp(code: u32) -> Self {
+        Fault::with_code(crate::arch::x86::vector::GP, code)
+    }
+    pub fn ud() -> Self {
+        Fault::new(crate::arch::x86::vector::UD)
+    }
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", crate::arch::x86::vector::name(self.vector))?;
+        if self.vector >= 32 || crate::arch::x86::vector::name(self.vector) == "INT" {
+            write!(f, " {}", self.vector)?;
+        }
+        if let Some(e) = self.error {
+            write!(f, "({e:#x})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// The guest wrote `v` to the isa-debug-exit port; the process exit status is (v<<1)|1.
+    DebugExit(u32),
+    /// The guest wrote "Shutdown" to the Bochs shutdown port.
+    Shutdown,
+    /// HLT with interrupts disabled and nothing pending.
+    Halted,
+    /// A fault while delivering a double fault.
+    TripleFault(String),
+    /// The instruction budget ran out.
+    Budget,
+    /// Too many unimplemented instructions in a row: the guest is not making progress.
+    UnimplementedStorm(String),
+}
+
+impl StopReason {
+    /// The short name used in reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            StopReason::DebugExit(_) => "debug-exit",
+            StopReason::Shutdown => "shutdown",
+            StopReason::Halted => "halted",
+            StopReason::TripleFault(_) => "triple-fault",
+            StopReason::Budget => "instruction-budget",
+            StopReason::UnimplementedStorm(_) => "unimplemented-instructions",
+        }
+    }
+}
+
+/// Counters the machine keeps while it runs.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub instructions: u64,
+    /// Unimplemented instructions met (each raised #UD), by mnemonic.
+    pub unimplemented: BTreeMap<String, u64>,
+    /// Exceptions and interrupts delivered, by vector.
+    pub exceptions: BTreeMap<u8, u64>,
+    pub blocks_decoded: u64,
+}
+
+/// The simulated machine.
+pub struct Machine {
+    pub cpu: Cpu,
+    pub mem: PhysMem,
+    pub tlb: Tlb,
+    pub devices: Devices,
+    pub model: Rc<CpuModel>,
+    pub stats: Stats,
+    /// Simulated cycles (one per instruction until a cost model prices them).
+    pub cycles: u64,
+    pub(crate) blocks: BlockCache,
+    pub stop: Option<StopReason>,
+    /// Exceptions taken while delivering another, for #DF and triple-fault decisions.
+    fault_chain: Vec<Fault>,
+    /// Consecutive unimplemented instructions; reset when a block completes normally.
+    unimpl_run: u32,
+    /// A firmware disk image for INT 13h (boot-sector images).
+    pub disk: Option<Vec<u8>>,
+}
+
+/// Consecutive unimplemented instructions after which a run is stopped.
+const UNIMPLEMENTED_STORM: u32 = 64;
+
+impl Machine {
+    pub fn new(mem_size: usize, model: Rc<CpuModel>) -> Self {
+        Machine {
+            cpu: Cpu::new(),
+            mem: PhysMem::new(mem_size),
+            tlb: Tlb::default(),
+            devices: Devices::default(),
+            model,
+            stats: Stats::default(),
+            cycles: 0,
+            blocks: BlockCache::default(),
+            stop: None,
+            fault_chain: Vec::new(),
+            unimpl_run: 0,
+            disk: None,
+        }
+    }
+
+    /// Runs until the guest stops or `budget` instructions have executed in total.
+    pub fn run(&mut self, budget: u64) -> StopReason {
+        loop {
+            if let Some(s) = self.stop.take() {
+                return s;
+            }
+            if self.stats.instructions >= budget {
+                return StopReason::Budget;
+            }
+            if self.cpu.halted {
+                if self.cpu.rflags_ctl & crate::arch::x86::rflags::IF == 0 {
+                    return StopReason::Halted;
+                }
+                // No interrupt source is modeled yet: a halt with IF=1 would wait forever.
+                return StopReason::Halted;
+            }
+            self.run_block();
+        }
+    }
+
+    /// Executes one decoded block (or until a fault or control transfer).
+    #[inline(never)]
+    fn run_block(&mut self) {
+        let blk = match self.fetch_block() {
+            Ok(b) => b,
+            Err(f) => {
+                self.raise(f);
+                return;
+            }
+        };
+        let mask = self.cpu.ip_mask();
+        for d in blk.insns.iter() {
+            let start = self.cpu.rip;
+            self.cpu.rip = start.wrapping_add(u64::from(d.len)) & mask;
+            // Counted before execution so RDTSC sees every instruction retired before it.
+            self.stats.instructions += 1;
+            self.cycles += 1;
+            if let Err(f) = (d.h)(self, d) {
+                // Faults report the faulting instruction, which did not complete.
+                self.cpu.rip = start;
+                self.stats.instructions -= 1;
+                self.cycles -= 1;
+                self.raise(f);
+                return;
+            }
+            if d.term || !self.mem.dirty_code.is_empty() {
+                break;
+            }
+        }
+        self.unimpl_run = 0;
+        if !self.mem.dirty_code.is_empty() {
+            self.blocks.invalidate_dirty(&mut self.mem);
+        }
+    }
+
+    /// The time-stamp counter: simulated cycles plus the offset software wrote.
+    #[inline]
+    pub fn tsc(&self) -> u64 {
+        self.cycles.wrapping_add(self.cpu.tsc)
+    }
+
+    /// Reads the GPR selected by a register reference (see `decode::RegRef`).
+    #[inline(always)]
+    pub fn rd_reg(&self, r: u8) -> u64 {
+        let v = self.cpu.gpr[(r & 15) as usize];
+        match r >> 4 {
+            0 => v,
+            1 => v as u32 as u64,
+            2 => v as u16 as u64,
+            3 => v as u8 as u64,
+            _ => (v >> 8) as u8 as u64,
+        }
+    }
+
+    /// Writes the GPR selected by a register reference (32-bit writes zero-extend).
+    #[inline(always)]
+    pub fn wr_reg(&mut self, r: u8, val: u64) {
+        let g = &mut self.cpu.gpr[(r & 15) as usize];
+        match r >> 4 {
+            0 => *g = val,
+            1 => *g = val as u32 as u64,
+            2 => *g = (*g & !0xFFFF) | (val & 0xFFFF),
+            3 => *g = (*g & !0xFF) | (val & 0xFF),
+            _ => *g = (*g & !0xFF00) | ((val & 0xFF) << 8),
+        }
+    }
+
+    /// Reads `size` bytes at a linear address.
+    #[inline(always)]
+    pub fn read_lin(&mut self, lin: u64, size: u8) -> Result<u64, Fault> {
+        if (lin & 0xFFF) + u64::from(size) <= 0x1000 {
+            let pa = self.translate(lin, Access::Read)?;
+            Ok(self.read_phys(pa, size))
+        } else {
+            self.read_lin_split(lin, size, self.cpu.cpl == 3)
+        }
+    }
+
+    #[inline(always)]
+    pub fn read_phys(&self, pa: u64, size: u8) -> u64 {
+        match size {
+            1 => self.mem.read::<1>(pa),
+            2 => self.mem.read::<2>(pa),
+            4 => self.mem.read::<4>(pa),
+            _ => self.mem.read::<8>(pa),
+        }
+    }
+
+    #[inline(always)]
+    pub fn write_phys(&mut self, pa: u64, size: u8, v: u64) {
+        match size {
+            1 => self.mem.write::<1>(pa, v),
+            2 => self.mem.write::<2>(pa, v),
+            4 => self.mem.write::<4>(pa, v),
+            _ => self.mem.write::<8>(pa, v),
+        }
+    }
+
+    #[cold]
+    fn read_lin_split(&mut self, lin: u64, size: u8, user: bool) -> Result<u64, Fault> {
+        let mut v = 0u64;
+        for i in 0..u64::from(size) {
+            let pa = self.translate_as(lin.wrapping_add(i), Access::Read, user)?;
+            v |= u64::from(self.mem.read_u8(pa)) << (8 * i);
+        }
+        Ok(v)
+    }
+
+    /// Writes `size` bytes at a linear address; a page-crossing write faults before any
+    /// byte is written.
+    #[inline(always)]
+    pub fn write_lin(&mut self, lin: u64, size: u8, v: u64) -> Result<(), Fault> {
+        if (lin & 0xFFF) + u64::from(size) <= 0x1000 {
+            let pa = self.translate(lin, Access::Write)?;
+            self.write_phys(pa, size, v);
+            Ok(())
+        } else {
+            self.write_lin_split(lin, size, v, self.cpu.cpl == 3)
+        }
+    }
+
+    #[cold]
+    fn write_lin_split(&mut self, lin: u64, size: u8, v: u64, user: bool) -> Result<(), Fault> {
+        let first = self.translate_as(lin, Access::Write, user)?;
+        let second_lin = (lin | 0xFFF).wrapping_add(1);
+        let second = self.translate_as(second_lin, Access::Write, user)?;
+        for i in 0..u64::from(size) {
+            let a = lin.wrapping_add(i);
+            let pa = if a & !0xFFF == lin & !0xFFF { first + i } else { second + (a - second_lin) };
+            self.mem.write_u8(pa, (v >> (8 * i)) as u8);
+        }
+        Ok(())
+    }
+
+    /// Supervisor-mode (implicit) linear reads, e.g. descriptor tables and the IDT.
+    pub fn read_lin_sys(&mut self, lin: u64, size: u8) -> Result<u64, Fault> {
+        self.read_lin_split(lin, size, false)
+    }
+
+    pub fn write_lin_sys(&mut self, lin: u64, size: u8, v: u64) -> Result<(), Fault> {
+        self.write_lin_split(lin, size, v, false)
+    }
+
+    /// Flushes every cached translation and decoded block keyed by linear address.
+    pub fn flush_tlb(&mut self) {
+        self.tlb.flush_all();
+    }
+
+    /// Records an unimplemented instruction and returns the #UD it raises.
+    #[cold]
+    pub(crate) fn unimplemented(&mut self, d: &DInsn) -> Fault {
+        let name = format!("{:?}", d.ins.mnemonic());
+        *self.stats.unimplemented.entry(name.clone()).or_insert(0) += 1;
+        self.unimpl_run += 1;
+        if self.unimpl_run >= UNIMPLEMENTED_STORM {
+            self.stop = Some(StopReason::UnimplementedStorm(format!(
+                "{} unimplemented instructions in a row, the last {name} at {:#x} in {}",
+                self.unimpl_run,
+                self.cpu.rip,
+                self.cpu.mode.name()
+            )));
+        }
+        Fault::ud()
+    }
+}

@@ -1,0 +1,101 @@
+//! The `vmxsim` command line: thin over the library's jobs.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use vmxsim::exec::{run_image, ExecOptions, DEFAULT_BUDGET};
+use vmxsim::loader::Format;
+
+#[derive(Parser)]
+#[command(name = "vmxsim", version, about = "A cycle-level simulator of nested Intel VMX")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a guest image (boot sector, freestanding ELF64 or Multiboot) on the simulated machine.
+    Exec {
+        /// The image file.
+        image: PathBuf,
+        /// Image format (detected when omitted).
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+        /// Guest RAM size, e.g. 256M or 1G.
+        #[arg(long, default_value = "256M", value_parser = vmxsim::config::parse_size)]
+        memory: u64,
+        /// Stop after this many instructions.
+        #[arg(long, default_value_t = DEFAULT_BUDGET)]
+        max_instructions: u64,
+        /// CPU model: a name from models/cpu/ or a path to a model file.
+        #[arg(long, default_value = vmxsim::cpu_model::DEFAULT)]
+        cpu: String,
+        /// Multiboot command line.
+        #[arg(long, default_value = "")]
+        cmdline: String,
+        /// Print one JSON object instead of the guest's output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure simulated MIPS on benchmark images (see BENCHMARKS.md).
+    Bench {
+        /// Images to run; the shipped ALU-loop image when omitted.
+        images: Vec<PathBuf>,
+        /// Runs per image (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Exec { image, format, memory, max_instructions, cpu, cmdline, json } => {
+            let bytes = match std::fs::read(&image) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("vmxsim: cannot read {}: {e}", image.display());
+                    return ExitCode::from(2);
+                }
+            };
+            let opts = ExecOptions { format, memory, max_instructions, cpu, cmdline, echo: !json };
+            match run_image(&bytes, &opts) {
+                Ok(r) => {
+                    if json {
+                        if let Ok(s) = serde_json::to_string_pretty(&r) {
+                            use std::io::Write;
+                            // A closed pipe (e.g. `| head`) is not an error of the run.
+                            let _ = writeln!(std::io::stdout(), "{s}");
+                        }
+                    } else {
+                        use std::io::Write;
+                        let _ = std::io::stdout().flush();
+                    }
+                    if r.exit_code == 2 {
+                        eprintln!("vmxsim: {}: {}", r.reason, r.detail.as_deref().unwrap_or(""));
+                    }
+                    if !r.unimplemented.is_empty() && !json {
+                        let list: Vec<String> = r.unimplemented.iter().map(|(k, v)| format!("{k} x{v}")).collect();
+                        eprintln!("vmxsim: unimplemented instructions raised #UD: {}", list.join(", "));
+                    }
+                    ExitCode::from(r.exit_code as u8)
+                }
+                Err(e) => {
+                    eprintln!("vmxsim: {}: {e}", image.display());
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Cmd::Bench { images, runs, json } => match vmxsim::bench::run(&images, runs, json) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("vmxsim bench: {e}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}
