@@ -64,9 +64,9 @@ impl ConfigError {
 pub struct Bytes(pub u64);
 impl fmt::Display for Bytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0 % (1 << 30) == 0 && self.0 > 0 {
+        if self.0.is_multiple_of(1 << 30) && self.0 > 0 {
             write!(f, "{} GiB", self.0 >> 30)
-        } else if self.0 % (1 << 20) == 0 && self.0 > 0 {
+        } else if self.0.is_multiple_of(1 << 20) && self.0 > 0 {
             write!(f, "{} MiB", self.0 >> 20)
         } else {
             write!(f, "{} bytes", self.0)

@@ -39,8 +39,32 @@ struct CpuidEntry {
 struct MsrEntry {
     index: u32,
     name: String,
-    value: u64,
+    value: U64,
     source: String,
+}
+
+/// A 64-bit value written as a TOML integer or, for values above `i64::MAX` (which TOML
+/// integers cannot hold), as a string such as "0xFFF9FFFE0401E172".
+#[derive(Deserialize, Clone, Copy)]
+#[serde(try_from = "toml::Value")]
+pub struct U64(pub u64);
+
+impl TryFrom<toml::Value> for U64 {
+    type Error = String;
+    fn try_from(v: toml::Value) -> Result<Self, String> {
+        match v {
+            toml::Value::Integer(i) => u64::try_from(i).map(U64).map_err(|_| format!("negative value {i}")),
+            toml::Value::String(s) => {
+                let t = s.trim().replace('_', "");
+                let r = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+                    Some(h) => u64::from_str_radix(h, 16),
+                    None => t.parse(),
+                };
+                r.map(U64).map_err(|_| format!("`{s}` is not a 64-bit number"))
+            }
+            other => Err(format!("expected a number, found {}", other.type_str())),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -117,7 +141,7 @@ impl CpuModel {
             if e.source.trim().is_empty() {
                 return Err(missing(&format!("MSR {}", e.name)));
             }
-            msrs.insert(e.index, (e.name.clone(), e.value));
+            msrs.insert(e.index, (e.name.clone(), e.value.0));
         }
         Ok(CpuModel { name: f.name, description: f.description, cpuid, msrs, xcr0: f.xcr0_supported, cr4: f.cr4_valid })
     }

@@ -67,7 +67,7 @@ pub fn load(m: &mut Machine, image: &[u8]) -> Result<(), LoadError> {
 /// Builds flat 64-bit page tables (2 MiB pages over max(RAM, 4 GiB)) and a GDT, and puts the
 /// CPU in 64-bit mode at `entry`, as a boot loader leaves it.
 pub fn enter_long_mode(m: &mut Machine, entry: u64) {
-    let gib = m.mem.size().div_ceil(1 << 30).max(4).min(64);
+    let gib = m.mem.size().div_ceil(1 << 30).clamp(4, 64);
     // GDT: null, 64-bit code, data.
     m.mem.write::<8>(GDT_ADDR, 0);
     m.mem.write::<8>(GDT_ADDR + 8, 0x00AF_9B00_0000_FFFF);

@@ -98,11 +98,26 @@ impl Hasher for FxHasher {
 }
 type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
-/// Decoded blocks by (physical address, bitness).
-#[derive(Default)]
+/// Entries of the direct-mapped lookaside in front of the block map.
+const FAST_SIZE: usize = 4096;
+
+/// Decoded blocks by (physical address, bitness), with a direct-mapped lookaside so a hot
+/// loop finds its block with one compare.
 pub(crate) struct BlockCache {
     map: FxMap<u64, Rc<Block>>,
     by_page: FxMap<u64, Vec<u64>>,
+    fast: Vec<Option<(u64, Rc<Block>)>>,
+}
+
+impl Default for BlockCache {
+    fn default() -> Self {
+        BlockCache { map: FxMap::default(), by_page: FxMap::default(), fast: vec![None; FAST_SIZE] }
+    }
+}
+
+#[inline(always)]
+fn fast_index(k: u64) -> usize {
+    ((k ^ (k >> 12) ^ (k >> 56)) as usize) & (FAST_SIZE - 1)
 }
 
 impl BlockCache {
@@ -112,14 +127,20 @@ impl BlockCache {
             if let Some(keys) = self.by_page.remove(&pg) {
                 for k in keys {
                     self.map.remove(&k);
+                    let slot = &mut self.fast[fast_index(k)];
+                    if slot.as_ref().is_some_and(|(fk, _)| *fk == k) {
+                        *slot = None;
+                    }
                 }
             }
         }
     }
 
+    #[allow(dead_code)]
     pub fn clear(&mut self) {
         self.map.clear();
         self.by_page.clear();
+        self.fast.fill(None);
     }
 }
 
@@ -138,12 +159,27 @@ impl Machine {
         let lin = if self.cpu.mode == super::Mode::Long64 { lin } else { lin & 0xFFFF_FFFF };
         let pa = self.translate(lin, Access::Exec)?;
         let bitness = self.cpu.mode.bitness();
-        if let Some(b) = self.blocks.map.get(&key(pa, bitness)) {
-            if b.rip == self.cpu.rip {
+        let k = key(pa, bitness);
+        if let Some((fk, b)) = &self.blocks.fast[fast_index(k)] {
+            if *fk == k && b.rip == self.cpu.rip {
                 return Ok(Rc::clone(b));
             }
         }
-        self.decode_block(lin, pa, bitness)
+        self.fetch_block_slow(lin, pa, bitness)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn fetch_block_slow(&mut self, lin: u64, pa: u64, bitness: u32) -> Result<Rc<Block>, Fault> {
+        let k = key(pa, bitness);
+        let b = match self.blocks.map.get(&k) {
+            Some(b) if b.rip == self.cpu.rip => Rc::clone(b),
+            _ => self.decode_block(lin, pa, bitness)?,
+        };
+        if self.blocks.map.get(&k).is_some_and(|c| Rc::ptr_eq(c, &b)) {
+            self.blocks.fast[fast_index(k)] = Some((k, Rc::clone(&b)));
+        }
+        Ok(b)
     }
 
     #[cold]

@@ -25,6 +25,12 @@ pub enum FlagOp {
     Inc,
     /// DEC: like SUB 1 but CF comes from `bits`.
     Dec,
+    /// SHL/SAL by `b` (1..=63, already masked and non-zero) of `a`.
+    Shl,
+    /// SHR by `b` of `a`.
+    Shr,
+    /// SAR by `b` of `a`.
+    Sar,
 }
 
 /// Recorded flag state: the last flag-writing operation and its operands.
@@ -59,7 +65,7 @@ pub fn sign_bit(size: u8) -> u64 {
 /// Parity flag: set when the low byte of the result has an even number of 1 bits.
 #[inline(always)]
 pub fn parity(res: u64) -> bool {
-    (res as u8).count_ones() % 2 == 0
+    (res as u8).count_ones().is_multiple_of(2)
 }
 
 impl Flags {
@@ -89,6 +95,16 @@ impl Flags {
             FlagOp::Sub => (self.a & m) < (self.b & m),
             FlagOp::Sbb1 => (self.a & m) <= (self.b & m),
             FlagOp::Logic => false,
+            FlagOp::Shl => {
+                let bits = u64::from(self.size) * 8;
+                self.b <= bits && (u128::from(self.a & m) << (self.b - 1)) >> (bits - 1) & 1 != 0
+            }
+            FlagOp::Shr => self.b <= u64::from(self.size) * 8 && ((self.a & m) >> (self.b - 1)) & 1 != 0,
+            FlagOp::Sar => {
+                let sh = 64 - u32::from(self.size) * 8;
+                let s = ((self.a << sh) as i64) >> sh;
+                (s >> (self.b - 1).min(63)) & 1 != 0
+            }
         }
     }
 
@@ -115,7 +131,11 @@ impl Flags {
             FlagOp::Explicit => self.bits & OF != 0,
             FlagOp::Add | FlagOp::Adc1 | FlagOp::Inc => (self.a ^ self.res) & (self.b ^ self.res) & s != 0,
             FlagOp::Sub | FlagOp::Sbb1 | FlagOp::Dec => (self.a ^ self.b) & (self.a ^ self.res) & s != 0,
-            FlagOp::Logic => false,
+            FlagOp::Logic | FlagOp::Sar => false,
+            // Defined for a count of 1 only; other counts give the same formula (what Intel
+            // processors produce).
+            FlagOp::Shl => (self.res & s != 0) != self.cf(),
+            FlagOp::Shr => self.a & s != 0,
         }
     }
 
@@ -131,7 +151,8 @@ impl Flags {
     pub fn af(&self) -> bool {
         match self.op {
             FlagOp::Explicit => self.bits & AF != 0,
-            FlagOp::Logic => false,
+            // AF is undefined after logic ops and shifts; vmxsim clears it.
+            FlagOp::Logic | FlagOp::Shl | FlagOp::Shr | FlagOp::Sar => false,
             _ => (self.a ^ self.b ^ self.res) & 0x10 != 0,
         }
     }

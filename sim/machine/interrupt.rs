@@ -17,7 +17,8 @@ pub enum EventKind {
     SoftwareException,
     /// INT1 (ICEBP): no DPL check.
     PrivilegedSoftware,
-    /// An external interrupt.
+    /// An external interrupt (delivered once interrupt sources are modeled).
+    #[allow(dead_code)]
     External,
 }
 
@@ -31,7 +32,7 @@ impl Machine {
         let mut cur = f;
         loop {
             let saved = self.cpu.clone();
-            match self.deliver(cur.vector, cur.error, EventKind::Exception) {
+            match self.deliver(cur.vector, cur.error(), EventKind::Exception) {
                 Ok(()) => {
                     self.fault_chain.clear();
                     return;
@@ -139,7 +140,7 @@ impl Machine {
             let old_ss = u64::from(self.cpu.seg[SS].selector);
             let old_sp = self.cpu.gpr[RSP];
             self.cpu.cpl = new_cpl;
-            self.load_data_seg(SS, ss).map_err(|f| Fault::with_code(vector::TS, f.error.unwrap_or(0)))?;
+            self.load_data_seg(SS, ss).map_err(|f| Fault::with_code(vector::TS, f.error().unwrap_or(0)))?;
             self.cpu.gpr[RSP] = esp;
             self.push(gsize, old_ss)?;
             self.push(gsize, old_sp)?;

@@ -108,7 +108,13 @@ impl Machine {
         let allowed = |a: Access, u: bool| -> bool {
             match a {
                 Access::Read => !u || walk.user,
-                Access::Write => (if u { walk.user && walk.writable } else { walk.writable || !wp }),
+                Access::Write => {
+                    if u {
+                        walk.user && walk.writable
+                    } else {
+                        walk.writable || !wp
+                    }
+                }
                 Access::Exec => !walk.nx && (!u || walk.user),
             }
         };

@@ -30,20 +30,33 @@ use mmu::{Access, Tlb};
 use crate::cpu_model::CpuModel;
 
 /// An architectural exception raised by an instruction.
+///
+/// Packed into eight bytes (with a niche in `has_error`) so that `Result<(), Fault>`, the
+/// return type of every instruction handler, comes back in one register.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fault {
     pub vector: u8,
-    pub error: Option<u32>,
+    has_error: bool,
+    code: u32,
 }
 
 impl Fault {
     #[inline]
     pub const fn new(vector: u8) -> Self {
-        Fault { vector, error: None }
+        Fault { vector, has_error: false, code: 0 }
     }
     #[inline]
     pub const fn with_code(vector: u8, code: u32) -> Self {
-        Fault { vector, error: Some(code) }
+        Fault { vector, has_error: true, code }
+    }
+    /// The error code pushed on delivery, if the exception has one.
+    #[inline]
+    pub const fn error(&self) -> Option<u32> {
+        if self.has_error {
+            Some(self.code)
+        } else {
+            None
+        }
     }
     pub fn gp(code: u32) -> Self {
         Fault::with_code(crate::arch::x86::vector::GP, code)
@@ -59,7 +72,7 @@ impl std::fmt::Display for Fault {
         if self.vector >= 32 || crate::arch::x86::vector::name(self.vector) == "INT" {
             write!(f, " {}", self.vector)?;
         }
-        if let Some(e) = self.error {
+        if let Some(e) = self.error() {
             write!(f, "({e:#x})")?;
         }
         Ok(())
@@ -180,28 +193,59 @@ impl Machine {
             }
         };
         let mask = self.cpu.ip_mask();
+        // Instructions retired in this block, added to the counters before any instruction
+        // that ends the block (so RDTSC, which ends its block, sees every earlier one).
+        let mut n = 0u64;
+        // RIP is kept in a register and stored only before instructions that read or write it
+        // (the block-ending ones: branches, faults' delivery, mode changes) and at the end.
+        let mut rip = self.cpu.rip;
         for d in blk.insns.iter() {
-            let start = self.cpu.rip;
-            self.cpu.rip = start.wrapping_add(u64::from(d.len)) & mask;
-            // Counted before execution so RDTSC sees every instruction retired before it.
-            self.stats.instructions += 1;
-            self.cycles += 1;
+            let start = rip;
+            rip = start.wrapping_add(u64::from(d.len)) & mask;
+            n += 1;
+            if d.term {
+                self.cpu.rip = rip;
+                self.retire(n);
+                n = 0;
+            }
             if let Err(f) = (d.h)(self, d) {
                 // Faults report the faulting instruction, which did not complete.
                 self.cpu.rip = start;
-                self.stats.instructions -= 1;
-                self.cycles -= 1;
+                if d.term {
+                    self.retire_undo(1);
+                } else {
+                    self.retire(n - 1);
+                }
                 self.raise(f);
                 return;
             }
-            if d.term || !self.mem.dirty_code.is_empty() {
+            if d.term {
+                // The last instruction of its block; it may have changed RIP.
+                rip = self.cpu.rip;
+                break;
+            }
+            if !self.mem.dirty_code.is_empty() {
                 break;
             }
         }
+        self.cpu.rip = rip;
+        self.retire(n);
         self.unimpl_run = 0;
         if !self.mem.dirty_code.is_empty() {
             self.blocks.invalidate_dirty(&mut self.mem);
         }
+    }
+
+    #[inline(always)]
+    fn retire(&mut self, n: u64) {
+        self.stats.instructions += n;
+        self.cycles += n;
+    }
+
+    #[inline(always)]
+    fn retire_undo(&mut self, n: u64) {
+        self.stats.instructions -= n;
+        self.cycles -= n;
     }
 
     /// The time-stamp counter: simulated cycles plus the offset software wrote.

@@ -11,14 +11,28 @@ impl Machine {
     #[inline(always)]
     pub fn lin_addr(&self, seg: usize, off: u64, size: u8, write: bool) -> Result<u64, Fault> {
         let s = &self.cpu.seg[seg];
-        if self.cpu.mode == Mode::Long64 {
+        let lin = if self.cpu.mode == Mode::Long64 {
             let lin = if seg >= 4 { off.wrapping_add(s.base) } else { off };
             if ((lin as i64) << 16 >> 16) as u64 != lin {
                 return Err(seg_fault(seg, 0));
             }
-            return Ok(lin);
+            lin
+        } else {
+            self.lin_addr_legacy(seg, off, size, write)?
+        };
+        if self.cpu.cpl == 3 && lin & (u64::from(size) - 1) != 0 {
+            self.alignment_check()?;
         }
-        self.lin_addr_legacy(seg, off, size, write)
+        Ok(lin)
+    }
+
+    /// #AC for a misaligned data access at CPL 3 when CR0.AM and RFLAGS.AC are both set.
+    #[cold]
+    fn alignment_check(&self) -> Result<(), Fault> {
+        if self.cpu.cr0 & crate::arch::x86::cr0::AM != 0 && self.cpu.rflags_ctl & crate::arch::x86::rflags::AC != 0 {
+            return Err(Fault::with_code(vector::AC, 0));
+        }
+        Ok(())
     }
 
     #[inline(always)]

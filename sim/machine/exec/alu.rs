@@ -48,6 +48,76 @@ fn compute<const OP: u8>(f: &mut Flags, sz: u8, a: u64, b: u64) -> u64 {
     res
 }
 
+/// Picks the specialised handler for the operand forms that dominate hot loops: register
+/// destinations of 32 and 64 bits get handlers with the width fixed at compile time.
+pub fn pick<const OP: u8>(d: &DInsn) -> super::super::decode::Handler {
+    let full = d.r[0] >> 4 == 0 && d.r[1] >> 4 == 0;
+    let dword = d.r[0] >> 4 == 1 && d.r[1] >> 4 == 1;
+    match (d.k[0], d.k[1]) {
+        (OpK::Reg, OpK::Reg) if full => alu_rr_w::<OP, 8>,
+        (OpK::Reg, OpK::Reg) if dword => alu_rr_w::<OP, 4>,
+        (OpK::Reg, OpK::Reg) => alu_rr::<OP>,
+        (OpK::Reg, OpK::Imm) if d.r[0] >> 4 == 0 => alu_ri_w::<OP, 8>,
+        (OpK::Reg, OpK::Imm) if d.r[0] >> 4 == 1 => alu_ri_w::<OP, 4>,
+        (OpK::Reg, OpK::Imm) => alu_ri::<OP>,
+        _ => alu::<OP>,
+    }
+}
+
+/// Reads a full GPR as a `W`-byte value (W = 8 or 4).
+#[inline(always)]
+fn rd_w<const W: u8>(m: &Machine, r: u8) -> u64 {
+    let v = m.cpu.gpr[(r & 15) as usize];
+    if W == 8 {
+        v
+    } else {
+        v as u32 as u64
+    }
+}
+
+#[inline(always)]
+fn wr_w<const W: u8>(m: &mut Machine, r: u8, v: u64) {
+    m.cpu.gpr[(r & 15) as usize] = if W == 8 { v } else { v as u32 as u64 };
+}
+
+fn alu_rr_w<const OP: u8, const W: u8>(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
+    let a = rd_w::<W>(m, d.r[0]);
+    let b = rd_w::<W>(m, d.r[1]);
+    let res = compute::<OP>(&mut m.cpu.flags, W, a, b);
+    if OP != CMP && OP != TEST {
+        wr_w::<W>(m, d.r[0], res);
+    }
+    Ok(())
+}
+
+fn alu_ri_w<const OP: u8, const W: u8>(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
+    let a = rd_w::<W>(m, d.r[0]);
+    let res = compute::<OP>(&mut m.cpu.flags, W, a, d.imm);
+    if OP != CMP && OP != TEST {
+        wr_w::<W>(m, d.r[0], res);
+    }
+    Ok(())
+}
+
+fn alu_rr<const OP: u8>(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
+    let a = m.rd_reg(d.r[0]);
+    let b = m.rd_reg(d.r[1]);
+    let res = compute::<OP>(&mut m.cpu.flags, d.osz, a, b);
+    if OP != CMP && OP != TEST {
+        m.wr_reg(d.r[0], res);
+    }
+    Ok(())
+}
+
+fn alu_ri<const OP: u8>(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
+    let a = m.rd_reg(d.r[0]);
+    let res = compute::<OP>(&mut m.cpu.flags, d.osz, a, d.imm);
+    if OP != CMP && OP != TEST {
+        m.wr_reg(d.r[0], res);
+    }
+    Ok(())
+}
+
 /// ADD OR ADC SBB AND SUB XOR CMP TEST, every operand form.
 pub fn alu<const OP: u8>(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     let sz = d.osz;
@@ -85,6 +155,18 @@ pub fn incdec<const INC: bool>(m: &mut Machine, d: &DInsn) -> Result<(), Fault> 
     let res = if INC { a.wrapping_add(1) } else { a.wrapping_sub(1) };
     f.set(if INC { FlagOp::Inc } else { FlagOp::Dec }, sz, a, 1, res);
     m.rmw_write(d, lin, sz, res)
+}
+
+/// INC/DEC of a register.
+pub fn incdec_r<const INC: bool>(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
+    let sz = d.osz;
+    let a = m.rd_reg(d.r[0]) & size_mask(sz);
+    let f = &mut m.cpu.flags;
+    f.bits = if f.cf() { CF } else { 0 };
+    let res = if INC { a.wrapping_add(1) } else { a.wrapping_sub(1) };
+    f.set(if INC { FlagOp::Inc } else { FlagOp::Dec }, sz, a, 1, res);
+    m.wr_reg(d.r[0], res);
+    Ok(())
 }
 
 pub fn neg(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {

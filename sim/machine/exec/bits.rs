@@ -2,7 +2,7 @@
 //! Flags that the SDM leaves undefined are given deterministic values documented inline.
 
 use super::super::decode::{DInsn, OpK};
-use super::super::flags::{sign_bit, size_mask, Flags};
+use super::super::flags::{sign_bit, size_mask, FlagOp, Flags};
 use super::super::{Fault, Machine};
 use crate::arch::x86::rflags::{CF, OF, SF, ZF};
 
@@ -44,22 +44,34 @@ pub fn shift<const OP: u8>(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     let st = m.cpu.flags.status();
     let msb = |v: u64| v & sign_bit(sz) != 0;
     let (res, flags) = match OP {
-        SHL => {
-            let res = if c >= 64 { 0 } else { (a << c) & size_mask(sz) };
-            let cf = c <= bits && (u128::from(a) << (c - 1)) >> (bits - 1) & 1 != 0;
-            let of = msb(res) != cf;
-            (res, Flags::szp(sz, res) | bit(cf, CF) | bit(of, OF))
-        }
-        SHR => {
-            let res = if c >= 64 { 0 } else { a >> c };
-            let cf = c <= bits && (a >> (c - 1)) & 1 != 0;
-            (res, Flags::szp(sz, res) | bit(cf, CF) | bit(msb(a), OF))
-        }
-        SAR => {
-            let s = ((a << (64 - bits)) as i64) >> (64 - bits);
-            let res = (s >> c.min(63)) as u64 & size_mask(sz);
-            let cf = (s >> (c - 1).min(63)) & 1 != 0;
-            (res, Flags::szp(sz, res) | bit(cf, CF))
+        SHL | SHR | SAR => {
+            let res = match OP {
+                SHL => {
+                    if c >= 64 {
+                        0
+                    } else {
+                        (a << c) & size_mask(sz)
+                    }
+                }
+                SHR => {
+                    if c >= 64 {
+                        0
+                    } else {
+                        a >> c
+                    }
+                }
+                _ => {
+                    let s = ((a << (64 - bits)) as i64) >> (64 - bits);
+                    (s >> c.min(63)) as u64 & size_mask(sz)
+                }
+            };
+            let op = match OP {
+                SHL => FlagOp::Shl,
+                SHR => FlagOp::Shr,
+                _ => FlagOp::Sar,
+            };
+            m.cpu.flags.set(op, sz, a, u64::from(c), res);
+            return m.rmw_write(d, lin, sz, res);
         }
         ROL | ROR => {
             let r = c % bits;
@@ -148,7 +160,7 @@ pub fn bt<const OP: u8>(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     let sz = d.osz;
     let bits = u64::from(sz) * 8;
     let st = m.cpu.flags.status();
-    let (val, set) = if d.k[0] == OpK::Mem && d.k[1] == OpK::Reg {
+    let val = if d.k[0] == OpK::Mem && d.k[1] == OpK::Reg {
         let off = m.rd_reg(d.r[1]);
         let off = match sz {
             2 => off as i16 as i64,
@@ -168,7 +180,7 @@ pub fn bt<const OP: u8>(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
             };
             m.write_lin(lin, sz, nv)?;
         }
-        (cf, ())
+        cf
     } else {
         let b = (if d.k[1] == OpK::Reg { m.rd_reg(d.r[1]) } else { d.imm }) & (bits - 1);
         let (lin, v) = if OP == 0 { (0, m.rd_op(d, 0, sz)?) } else { m.rmw_read(d, sz)? };
@@ -181,9 +193,8 @@ pub fn bt<const OP: u8>(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
             };
             m.rmw_write(d, lin, sz, nv)?;
         }
-        (cf, ())
+        cf
     };
-    let _ = set;
     m.cpu.flags.set_explicit((st & !CF) | bit(val, CF));
     Ok(())
 }

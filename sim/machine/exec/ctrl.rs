@@ -296,6 +296,23 @@ pub fn int(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     m.deliver(vec, None, kind)
 }
 
+/// IRET with NT=1 outside IA-32e mode returns to the task named by the TSS back link. The
+/// back link is checked as the SDM says (#TS unless it selects a busy TSS in the GDT); the
+/// task switch itself is not modeled and is reported as an unimplemented instruction.
+fn task_return(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
+    let link = m.read_lin_sys(m.cpu.tr.base, 2)? as u16;
+    let err = u32::from(link & !3);
+    if link & 4 != 0 || link & !3 == 0 {
+        return Err(Fault::with_code(vector::TS, err));
+    }
+    let raw = m.read_descriptor(link).map_err(|_| Fault::with_code(vector::TS, err))?;
+    let ty = (raw >> 40) & 0x1F;
+    if ty != 0x0B && ty != 0x03 {
+        return Err(Fault::with_code(vector::TS, err));
+    }
+    Err(m.unimplemented(d))
+}
+
 pub fn iret(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     let size = far_ret_size(d.ins.code());
     let ip = m.peek(size, 0)? & size_mask(size);
@@ -313,8 +330,7 @@ pub fn iret(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
         return Ok(());
     }
     if old_flags & rflags::NT != 0 && !m.cpu.long_mode_active() {
-        // Task returns need hardware task switching, which is not modeled.
-        return Err(Fault::gp(0));
+        return task_return(m, d);
     }
     let rpl = (sel & 3) as u8;
     if rpl < m.cpu.cpl {

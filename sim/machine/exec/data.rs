@@ -33,11 +33,17 @@ pub fn select_mov(d: &mut DInsn) -> Handler {
             d.term = true;
             mov_to_sreg
         }
+        _ if d.k[0] == OpK::Reg && d.k[1] == OpK::Reg && d.r[0] >> 4 == 0 && d.r[1] >> 4 == 0 => mov_rr64,
         _ if d.k[0] == OpK::Reg && d.k[1] == OpK::Reg => mov_rr,
         _ if d.k[0] == OpK::Reg && d.k[1] == OpK::Imm => mov_ri,
         _ if d.k[0] == OpK::Reg => mov_rm,
         _ => mov_m,
     }
+}
+
+fn mov_rr64(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
+    m.cpu.gpr[(d.r[0] & 15) as usize] = m.cpu.gpr[(d.r[1] & 15) as usize];
+    Ok(())
 }
 
 fn mov_rr(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
@@ -335,6 +341,21 @@ pub fn flagop(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
         M::Cmc => m.cpu.flags.set_explicit(st ^ CF),
         M::Cld => m.cpu.rflags_ctl &= !DF,
         _ => m.cpu.rflags_ctl |= DF,
+    }
+    Ok(())
+}
+
+/// BOUND (16- and 32-bit modes): #BR when the signed index is outside [lower, upper].
+pub fn bound(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
+    let sz = d.osz;
+    let idx = m.rd_reg(d.r[0]);
+    let ea = m.ea(d);
+    let lin = m.mem_lin(d, ea, sz * 2, false)?;
+    let lo = m.read_lin(lin, sz)?;
+    let hi = m.read_lin(lin.wrapping_add(u64::from(sz)), sz)?;
+    let s = |v: u64| if sz == 2 { i64::from(v as i16) } else { i64::from(v as i32) };
+    if s(idx) < s(lo) || s(idx) > s(hi) {
+        return Err(Fault::new(crate::arch::x86::vector::BR));
     }
     Ok(())
 }

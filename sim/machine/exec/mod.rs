@@ -169,15 +169,17 @@ pub fn select(d: &mut DInsn, bitness: u32) {
     let ins = d.ins;
     d.term = ins.flow_control() != FlowControl::Next;
     let h: super::decode::Handler = match ins.mnemonic() {
-        M::Add => alu::alu::<{ alu::ADD }>,
-        M::Or => alu::alu::<{ alu::OR }>,
-        M::Adc => alu::alu::<{ alu::ADC }>,
-        M::Sbb => alu::alu::<{ alu::SBB }>,
-        M::And => alu::alu::<{ alu::AND }>,
-        M::Sub => alu::alu::<{ alu::SUB }>,
-        M::Xor => alu::alu::<{ alu::XOR }>,
-        M::Cmp => alu::alu::<{ alu::CMP }>,
-        M::Test => alu::alu::<{ alu::TEST }>,
+        M::Add => alu::pick::<{ alu::ADD }>(d),
+        M::Or => alu::pick::<{ alu::OR }>(d),
+        M::Adc => alu::pick::<{ alu::ADC }>(d),
+        M::Sbb => alu::pick::<{ alu::SBB }>(d),
+        M::And => alu::pick::<{ alu::AND }>(d),
+        M::Sub => alu::pick::<{ alu::SUB }>(d),
+        M::Xor => alu::pick::<{ alu::XOR }>(d),
+        M::Cmp => alu::pick::<{ alu::CMP }>(d),
+        M::Test => alu::pick::<{ alu::TEST }>(d),
+        M::Inc if d.k[0] == OpK::Reg => alu::incdec_r::<true>,
+        M::Dec if d.k[0] == OpK::Reg => alu::incdec_r::<false>,
         M::Inc => alu::incdec::<true>,
         M::Dec => alu::incdec::<false>,
         M::Neg => alu::neg,
@@ -227,6 +229,7 @@ pub fn select(d: &mut DInsn, bitness: u32) {
         M::Cmpxchg => alu::cmpxchg,
         M::Cmpxchg8b | M::Cmpxchg16b => alu::cmpxchg_double,
         M::Xchg => data::xchg,
+        M::Bound => data::bound,
         M::Mov => data::select_mov(d),
         M::Movzx => data::movzx::<false>,
         M::Movsx | M::Movsxd => data::movzx::<true>,
@@ -368,9 +371,19 @@ pub fn select(d: &mut DInsn, bitness: u32) {
             system::sti
         }
         M::Cpuid => system::cpuid,
-        M::Rdtsc => system::rdtsc,
-        M::Rdtscp => system::rdtscp,
-        M::Rdmsr => system::rdmsr,
+        // Instructions that read the cycle count end their block so the count is exact.
+        M::Rdtsc => {
+            d.term = true;
+            system::rdtsc
+        }
+        M::Rdtscp => {
+            d.term = true;
+            system::rdtscp
+        }
+        M::Rdmsr => {
+            d.term = true;
+            system::rdmsr
+        }
         M::Wrmsr => {
             d.term = true;
             system::wrmsr
