@@ -66,7 +66,7 @@ pub fn pick<const OP: u8>(d: &DInsn) -> super::super::decode::Handler {
 
 /// Reads a full GPR as a `W`-byte value (W = 8 or 4).
 #[inline(always)]
-fn rd_w<const W: u8>(m: &Machine, r: u8) -> u64 {
+pub(super) fn rd_w<const W: u8>(m: &Machine, r: u8) -> u64 {
     let v = m.cpu.gpr[(r & 15) as usize];
     if W == 8 {
         v
@@ -76,7 +76,7 @@ fn rd_w<const W: u8>(m: &Machine, r: u8) -> u64 {
 }
 
 #[inline(always)]
-fn wr_w<const W: u8>(m: &mut Machine, r: u8, v: u64) {
+pub(super) fn wr_w<const W: u8>(m: &mut Machine, r: u8, v: u64) {
     m.cpu.gpr[(r & 15) as usize] = if W == 8 { v } else { v as u32 as u64 };
 }
 
@@ -155,6 +155,17 @@ pub fn incdec<const INC: bool>(m: &mut Machine, d: &DInsn) -> Result<(), Fault> 
     let res = if INC { a.wrapping_add(1) } else { a.wrapping_sub(1) };
     f.set(if INC { FlagOp::Inc } else { FlagOp::Dec }, sz, a, 1, res);
     m.rmw_write(d, lin, sz, res)
+}
+
+/// INC/DEC of a full 64- or 32-bit register.
+pub fn incdec_w<const INC: bool, const W: u8>(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
+    let a = rd_w::<W>(m, d.r[0]);
+    let f = &mut m.cpu.flags;
+    f.bits = if f.cf() { CF } else { 0 };
+    let res = if INC { a.wrapping_add(1) } else { a.wrapping_sub(1) };
+    f.set(if INC { FlagOp::Inc } else { FlagOp::Dec }, W, a, 1, res);
+    wr_w::<W>(m, d.r[0], res);
+    Ok(())
 }
 
 /// INC/DEC of a register.

@@ -31,6 +31,43 @@ fn count(m: &Machine, d: &DInsn, sz: u8) -> u32 {
     (raw as u32) & if sz == 8 { 0x3F } else { 0x1F }
 }
 
+/// SHL/SHR/SAR of a full register by an immediate get a width-specialised handler.
+pub fn pick_shift<const OP: u8>(d: &DInsn) -> super::super::decode::Handler {
+    match (d.k[0], d.k[1], d.r[0] >> 4) {
+        (OpK::Reg, OpK::Imm, 0) => shift_ri_w::<OP, 8>,
+        (OpK::Reg, OpK::Imm, 1) => shift_ri_w::<OP, 4>,
+        _ => shift::<OP>,
+    }
+}
+
+fn shift_ri_w<const OP: u8, const W: u8>(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
+    let c = (d.imm as u32) & if W == 8 { 0x3F } else { 0x1F };
+    let a = super::alu::rd_w::<W>(m, d.r[0]);
+    if c == 0 {
+        super::alu::wr_w::<W>(m, d.r[0], a);
+        return Ok(());
+    }
+    let res = match OP {
+        SHL => a << c,
+        SHR => a >> c,
+        _ => {
+            if W == 8 {
+                ((a as i64) >> c) as u64
+            } else {
+                ((a as u32 as i32) >> c) as u32 as u64
+            }
+        }
+    };
+    let op = match OP {
+        SHL => FlagOp::Shl,
+        SHR => FlagOp::Shr,
+        _ => FlagOp::Sar,
+    };
+    m.cpu.flags.set(op, W, a, u64::from(c), res);
+    super::alu::wr_w::<W>(m, d.r[0], res);
+    Ok(())
+}
+
 pub fn shift<const OP: u8>(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     let sz = d.osz;
     let bits = u32::from(sz) * 8;
