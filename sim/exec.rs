@@ -80,7 +80,17 @@ pub enum ExecError {
 pub fn run_image(image: &[u8], opts: &ExecOptions) -> Result<ExecReport, ExecError> {
     let (mut m, format) = prepare(image, opts)?;
     let stop = m.run(opts.max_instructions);
-    Ok(report(&m, format, &opts.cpu, stop))
+    let mut r = report(&m, format, &opts.cpu, stop);
+    if r.reason == "instruction-budget" {
+        r.detail = Some(format!(
+            "instruction budget of {} exhausted ({} executed) in {} at RIP {:#x}",
+            opts.max_instructions,
+            m.stats.instructions,
+            m.cpu.mode.name(),
+            m.cpu.rip
+        ));
+    }
+    Ok(r)
 }
 
 /// Builds a machine and loads the image, without running it.
