@@ -49,6 +49,9 @@ impl Machine {
                         && (vector::is_contributory(next.vector)
                             || (cur.vector == vector::PF && next.vector == vector::PF));
                     cur = if df { Fault::with_code(vector::DF, 0) } else { next };
+                    if df {
+                        self.fault_chain.push(cur);
+                    }
                     if self.fault_chain.len() > 8 {
                         self.triple_fault();
                         return;

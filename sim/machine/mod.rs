@@ -135,14 +135,18 @@ pub struct Machine {
     pub stop: Option<StopReason>,
     /// Exceptions taken while delivering another, for #DF and triple-fault decisions.
     fault_chain: Vec<Fault>,
-    /// Consecutive unimplemented instructions; reset when a block completes normally.
+    /// Unimplemented instructions met at the same RIP with little else executed in between
+    /// (the guest is making no progress), and where and when the last one was.
     unimpl_run: u32,
+    unimpl_last: (u64, u64),
     /// A firmware disk image for INT 13h (boot-sector images).
     pub disk: Option<Vec<u8>>,
 }
 
-/// Consecutive unimplemented instructions after which a run is stopped.
+/// Unimplemented instructions at one RIP, each within `STORM_GAP` instructions of the last,
+/// after which a run is stopped: the guest's #UD handler is not getting it anywhere.
 const UNIMPLEMENTED_STORM: u32 = 64;
+const STORM_GAP: u64 = 1000;
 
 impl Machine {
     pub fn new(mem_size: usize, model: Rc<CpuModel>) -> Self {
@@ -158,6 +162,7 @@ impl Machine {
             stop: None,
             fault_chain: Vec::new(),
             unimpl_run: 0,
+            unimpl_last: (u64::MAX, 0),
             disk: None,
         }
     }
@@ -230,7 +235,6 @@ impl Machine {
         }
         self.cpu.rip = rip;
         self.retire(n);
-        self.unimpl_run = 0;
         if !self.mem.dirty_code.is_empty() {
             self.blocks.invalidate_dirty(&mut self.mem);
         }
@@ -366,12 +370,21 @@ impl Machine {
     pub(crate) fn unimplemented(&mut self, d: &DInsn) -> Fault {
         let name = format!("{:?}", d.ins.mnemonic());
         *self.stats.unimplemented.entry(name.clone()).or_insert(0) += 1;
-        self.unimpl_run += 1;
+        // Block-ending handlers run with RIP already past the instruction.
+        let rip = self.cpu.rip.wrapping_sub(u64::from(d.len)) & self.cpu.ip_mask();
+        let (last_rip, last_count) = self.unimpl_last;
+        let here = (rip, self.stats.instructions);
+        if last_rip == here.0 && here.1 - last_count < STORM_GAP {
+            self.unimpl_run += 1;
+        } else {
+            self.unimpl_run = 1;
+        }
+        self.unimpl_last = here;
         if self.unimpl_run >= UNIMPLEMENTED_STORM {
             self.stop = Some(StopReason::UnimplementedStorm(format!(
                 "{} unimplemented instructions in a row, the last {name} at {:#x} in {}",
                 self.unimpl_run,
-                self.cpu.rip,
+                rip,
                 self.cpu.mode.name()
             )));
         }

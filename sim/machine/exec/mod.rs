@@ -449,7 +449,11 @@ pub fn select(d: &mut DInsn, bitness: u32) {
             d.term = true;
             string::select(d)
         }
-        _ => unimpl,
+        _ => {
+            // Ends its block so `cpu.rip` is exact when the #UD is counted and reported.
+            d.term = true;
+            unimpl
+        }
     };
     d.h = h;
     let _ = bitness;
