@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::cpu_model::CpuModel;
 use crate::loader::{self, Format};
 use crate::machine::{Machine, StopReason};
+use crate::timing::CostModel;
 
 /// Options of one `exec` run.
 #[derive(Clone, Debug)]
@@ -22,6 +23,11 @@ pub struct ExecOptions {
     pub cmdline: String,
     /// Copy guest output to stdout as it is produced.
     pub echo: bool,
+    /// Cost model (a name from `models/cost/` or a path); `None` picks the model named
+    /// like the CPU model if there is one, else one cycle per instruction ("unit").
+    pub cost_model: Option<String>,
+    /// Attribute cycles to level and symbol.
+    pub profile: bool,
 }
 
 /// Default instruction budget: large, but a runaway guest still stops (about a minute).
@@ -36,6 +42,8 @@ impl Default for ExecOptions {
             cpu: crate::cpu_model::DEFAULT.into(),
             cmdline: String::new(),
             echo: false,
+            cost_model: None,
+            profile: false,
         }
     }
 }
@@ -45,7 +53,10 @@ impl Default for ExecOptions {
 pub struct ExecReport {
     pub format: Format,
     pub cpu: String,
+    /// The cost model that priced the run ("unit": one cycle per instruction).
+    pub cost_model: String,
     pub instructions: u64,
+    /// Every simulated cycle of the run.
     pub cycles: u64,
     /// The process exit status vmxsim uses for this outcome.
     pub exit_code: i32,
@@ -61,8 +72,21 @@ pub struct ExecReport {
     pub unimplemented: BTreeMap<String, u64>,
     /// Exceptions delivered, by vector name.
     pub exceptions: BTreeMap<String, u64>,
+    /// VM exits (VM-entry failures included), by exit-reason name (e.g. "CPUID").
+    pub vm_exits: BTreeMap<String, u64>,
+    /// With `--profile`: cycles by level and symbol, summing exactly to `cycles`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Vec<ProfileRow>>,
     #[serde(skip)]
     pub output_bytes: Vec<u8>,
+}
+
+/// One row of a profile.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ProfileRow {
+    pub level: u32,
+    pub symbol: String,
+    pub cycles: u64,
 }
 
 /// Errors that stop a run before the guest starts.
@@ -81,6 +105,7 @@ pub fn run_image(image: &[u8], opts: &ExecOptions) -> Result<ExecReport, ExecErr
     let (mut m, format) = prepare(image, opts)?;
     let stop = m.run(opts.max_instructions);
     let mut r = report(&m, format, &opts.cpu, stop);
+    r.cost_model = cost_model_name(opts);
     if r.reason == "instruction-budget" {
         r.detail = Some(format!(
             "instruction budget of {} exhausted ({} executed) in {} at RIP {:#x}",
@@ -99,14 +124,62 @@ pub fn prepare(image: &[u8], opts: &ExecOptions) -> Result<(Machine, Format), Ex
         return Err(ExecError::Memory(opts.memory));
     }
     let model = Rc::new(CpuModel::load(&opts.cpu)?);
+    let cost = cost_model_name(opts);
+    let prices = if cost == "unit" { None } else { Some(CostModel::load(&cost)?.prices()) };
     let format = match opts.format {
         Some(f) => f,
         None => loader::detect(image)?,
     };
     let mut m = Machine::new(opts.memory as usize, model);
     m.devices.echo = opts.echo;
+    if let Some(p) = prices {
+        m.set_prices(p);
+    }
     loader::load(&mut m, image, format, &opts.cmdline)?;
+    if opts.profile {
+        m.enable_profile();
+    }
     Ok((m, format))
+}
+
+/// The cost model a run uses: the one asked for, else the one named like the CPU model,
+/// else "unit".
+pub fn cost_model_name(opts: &ExecOptions) -> String {
+    match &opts.cost_model {
+        Some(c) => c.clone(),
+        None if crate::timing::BUILTIN.iter().any(|(n, _)| *n == opts.cpu) => opts.cpu.clone(),
+        None => "unit".into(),
+    }
+}
+
+/// The profile of a run: millicycles by row, rounded to whole cycles by the largest-remainder
+/// method so that the rows sum exactly to the run's cycle count. Empty rows are dropped.
+pub fn profile_rows(m: &Machine) -> Option<Vec<ProfileRow>> {
+    let p = m.profile.as_ref()?;
+    let total = m.cycles();
+    let mut rows: Vec<(usize, u64, u64)> = p.iter().enumerate().map(|(i, mc)| (i, mc / 1000, mc % 1000)).collect();
+    let assigned: u64 = rows.iter().map(|r| r.1).sum();
+    let mut left = total.saturating_sub(assigned);
+    rows.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+    for r in rows.iter_mut() {
+        if left == 0 {
+            break;
+        }
+        if r.2 > 0 {
+            r.1 += 1;
+            left -= 1;
+        }
+    }
+    let mut out: Vec<ProfileRow> = rows
+        .into_iter()
+        .filter(|r| r.1 > 0)
+        .map(|(i, c, _)| {
+            let id = &m.images.ids[i];
+            ProfileRow { level: id.level, symbol: id.name.clone(), cycles: c }
+        })
+        .collect();
+    out.sort_by(|a, b| b.cycles.cmp(&a.cycles).then(a.symbol.cmp(&b.symbol)));
+    Some(out)
 }
 
 /// The process exit status for a stop reason.
@@ -120,7 +193,7 @@ pub fn exit_status(stop: &StopReason) -> i32 {
 
 pub fn report(m: &Machine, format: Format, cpu: &str, stop: StopReason) -> ExecReport {
     let detail = match &stop {
-        StopReason::TripleFault(s) | StopReason::UnimplementedStorm(s) => Some(s.clone()),
+        StopReason::TripleFault(s) | StopReason::UnimplementedStorm(s) | StopReason::VmxAbort(s) => Some(s.clone()),
         StopReason::Budget => Some(format!(
             "instruction budget of {} exhausted in {} at RIP {:#x}",
             m.stats.instructions,
@@ -134,7 +207,7 @@ pub fn report(m: &Machine, format: Format, cpu: &str, stop: StopReason) -> ExecR
         format,
         cpu: cpu.to_string(),
         instructions: m.stats.instructions,
-        cycles: m.cycles,
+        cycles: m.cycles(),
         exit_code: exit_status(&stop),
         reason: stop.name().to_string(),
         detail,
@@ -146,6 +219,31 @@ pub fn report(m: &Machine, format: Format, cpu: &str, stop: StopReason) -> ExecR
             .iter()
             .map(|(v, n)| (format!("{} ({v})", crate::arch::x86::vector::name(*v)), *n))
             .collect(),
+        vm_exits: m
+            .stats
+            .vm_exits
+            .iter()
+            .map(|(r, n)| {
+                let name =
+                    crate::arch::exit_reason::name(*r as u16).map_or_else(|| format!("REASON_{r}"), str::to_string);
+                (name, *n)
+            })
+            .collect(),
         output_bytes: m.devices.output.clone(),
+        profile: profile_rows(m),
+        cost_model: String::from("unit"),
     }
+}
+
+/// A profile as a text table (level, symbol, cycles, share), largest first.
+pub fn profile_table(rows: &[ProfileRow], total: u64) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(out, "{:>5}  {:<40} {:>14} {:>7}", "level", "symbol", "cycles", "share");
+    for r in rows {
+        let share = if total == 0 { 0.0 } else { 100.0 * r.cycles as f64 / total as f64 };
+        let _ = writeln!(out, "{:>5}  {:<40} {:>14} {:>6.2}%", format!("L{}", r.level), r.symbol, r.cycles, share);
+    }
+    let _ = writeln!(out, "{:>5}  {:<40} {:>14} {:>6.2}%", "", "total", total, 100.0);
+    out
 }

@@ -15,4 +15,5 @@ pub mod exec;
 pub mod loader;
 pub mod machine;
 pub mod testkit;
+pub mod timing;
 pub mod util;

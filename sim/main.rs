@@ -35,6 +35,13 @@ enum Cmd {
         /// Multiboot command line.
         #[arg(long, default_value = "")]
         cmdline: String,
+        /// Cost model: a name from models/cost/ (broadwell, haswell, skylake), a path, or
+        /// "unit" (one cycle per instruction). Default: the model named like --cpu.
+        #[arg(long)]
+        cost_model: Option<String>,
+        /// Attribute cycles to level and function symbol (printed as a table, or in --json).
+        #[arg(long)]
+        profile: bool,
         /// Print one JSON object instead of the guest's output.
         #[arg(long)]
         json: bool,
@@ -54,7 +61,7 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Exec { image, format, memory, max_instructions, cpu, cmdline, json } => {
+        Cmd::Exec { image, format, memory, max_instructions, cpu, cmdline, cost_model, profile, json } => {
             let bytes = match std::fs::read(&image) {
                 Ok(b) => b,
                 Err(e) => {
@@ -62,7 +69,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let opts = ExecOptions { format, memory, max_instructions, cpu, cmdline, echo: !json };
+            let opts = ExecOptions { format, memory, max_instructions, cpu, cmdline, echo: !json, cost_model, profile };
             match run_image(&bytes, &opts) {
                 Ok(r) => {
                     if json {
@@ -74,6 +81,9 @@ fn main() -> ExitCode {
                     } else {
                         use std::io::Write;
                         let _ = std::io::stdout().flush();
+                        if let Some(rows) = &r.profile {
+                            eprint!("{}", vmxsim::exec::profile_table(rows, r.cycles));
+                        }
                     }
                     if r.exit_code == 2 {
                         eprintln!("vmxsim: {}: {}", r.reason, r.detail.as_deref().unwrap_or(""));

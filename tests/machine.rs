@@ -169,7 +169,7 @@ fn bad_images_get_clear_errors() {
     elf.truncate(100);
     let e = vmxsim::exec::prepare(&elf, &ExecOptions::default()).err().expect("fails").to_string();
     assert!(e.contains("ELF"), "{e}");
-    let e = loader::detect(b"just some text").err().expect("fails");
+    let e = loader::detect(b"just some text").expect_err("fails");
     assert!(matches!(e, LoadError::Unrecognised));
     let opts = ExecOptions { format: Some(Format::Boot), ..ExecOptions::default() };
     let e = vmxsim::exec::prepare(&[0u8; 100], &opts).err().expect("fails").to_string();

@@ -34,6 +34,12 @@ pub fn load(m: &mut Machine, image: &[u8]) -> Result<(), LoadError> {
     m.mem.write::<1>(0xFFF53, 0xCF);
     m.mem.write_bytes(0x7C00, &image[..512]);
     m.disk = Some(image.to_vec());
+    m.images.add(crate::machine::images::Image {
+        name: "boot".into(),
+        level: 0,
+        ranges: vec![(0x500, 0xA_0000)],
+        symbols: Vec::new(),
+    });
     let c = &mut m.cpu;
     c.seg[CS] = Segment { attr: 0x9B, ..Segment::real(0) };
     for s in [0, 2, 3, 4, 5] {

@@ -9,6 +9,7 @@ use super::LoadError;
 use crate::arch::msr::efer;
 use crate::arch::x86::{cr0, cr4};
 use crate::machine::cpu::{DtReg, Segment, CS, DS, ES, FS, GS, SS};
+use crate::machine::images::{Image, Symbol};
 use crate::machine::Machine;
 
 /// Where the loader keeps its own structures (below 1 MiB, above the real-mode IVT/BDA).
@@ -60,8 +61,29 @@ pub fn load(m: &mut Machine, image: &[u8]) -> Result<(), LoadError> {
         let zeros = vec![0u8; (ph.p_memsz - ph.p_filesz) as usize];
         m.mem.write_bytes(ph.p_paddr + ph.p_filesz, &zeros);
     }
+    register_image(m, &elf, "elf");
     enter_long_mode(m, elf.entry);
     Ok(())
+}
+
+/// Records the image's physical ranges and function symbols for level/symbol attribution.
+pub fn register_image(m: &mut Machine, elf: &Elf, name: &str) {
+    let loads: Vec<_> = elf.program_headers.iter().filter(|p| p.p_type == PT_LOAD).collect();
+    let to_phys = |va: u64| {
+        loads.iter().find(|p| va >= p.p_vaddr && va < p.p_vaddr + p.p_memsz).map(|p| va - p.p_vaddr + p.p_paddr)
+    };
+    let mut symbols = Vec::new();
+    for sym in elf.syms.iter() {
+        if sym.st_type() != goblin::elf::sym::STT_FUNC || sym.st_size == 0 {
+            continue;
+        }
+        let (Some(start), Some(sname)) = (to_phys(sym.st_value), elf.strtab.get_at(sym.st_name)) else { continue };
+        symbols.push(Symbol { start, end: start + sym.st_size, name: sname.to_string() });
+    }
+    symbols.sort_by_key(|s| s.start);
+    symbols.dedup_by_key(|s| s.start);
+    let ranges = loads.iter().map(|p| (p.p_paddr, p.p_paddr + p.p_memsz)).collect();
+    m.images.add(Image { name: name.to_string(), level: 0, ranges, symbols });
 }
 
 /// Builds flat 64-bit page tables (2 MiB pages over max(RAM, 4 GiB)) and a GDT, and puts the

@@ -43,6 +43,13 @@ pub fn load(m: &mut Machine, image: &[u8], cmdline: &str) -> Result<(), LoadErro
             let zeros = vec![0u8; (bss_end - load_addr - len as u32) as usize];
             m.mem.write_bytes(u64::from(load_addr) + len, &zeros);
         }
+        let end = u64::from(bss_end.max(load_addr + len as u32));
+        m.images.add(crate::machine::images::Image {
+            name: "multiboot".into(),
+            level: 0,
+            ranges: vec![(u64::from(load_addr), end)],
+            symbols: Vec::new(),
+        });
         u64::from(entry)
     } else {
         let elf = Elf::parse(image)
@@ -57,6 +64,7 @@ pub fn load(m: &mut Machine, image: &[u8], cmdline: &str) -> Result<(), LoadErro
             let zeros = vec![0u8; (ph.p_memsz - ph.p_filesz) as usize];
             m.mem.write_bytes(ph.p_paddr + ph.p_filesz, &zeros);
         }
+        crate::loader::elf::register_image(m, &elf, "multiboot");
         elf.entry
     };
     // Multiboot information: flags (mem, cmdline), mem_lower/upper in KiB, cmdline pointer.

@@ -70,6 +70,11 @@ pub struct DInsn {
     pub aux: u32,
     /// Ends the block: control transfers and instructions that can change mode or mapping.
     pub term: bool,
+    /// Cost class and its price in millicycles (from `Machine::prices` at decode time).
+    pub class: super::cost::CostClass,
+    pub cost: u32,
+    /// Profile row (`ImageMap` id) of the image/symbol this instruction belongs to.
+    pub sym: u32,
     pub ins: Instruction,
 }
 
@@ -214,13 +219,13 @@ impl Machine {
                     let mut d2 = Decoder::with_ip(bitness, &buf, self.cpu.rip, DecoderOptions::NONE);
                     d2.decode_out(&mut ins);
                     cacheable = false;
-                    insns.push(build(&ins, bitness));
+                    insns.push(self.priced(build(&ins, bitness), pa));
                     break;
                 }
-                insns.push(build(&ins, bitness));
+                insns.push(self.priced(build(&ins, bitness), pa + pos as u64));
                 break;
             }
-            let d = build(&ins, bitness);
+            let d = self.priced(build(&ins, bitness), pa + pos as u64);
             let term = d.term;
             insns.push(d);
             if term {
@@ -228,7 +233,7 @@ impl Machine {
             }
         }
         if insns.is_empty() {
-            insns.push(build(&Instruction::default(), bitness));
+            insns.push(self.priced(build(&Instruction::default(), bitness), pa));
         }
         let blk = Rc::new(Block { rip: self.cpu.rip, insns });
         if cacheable {
@@ -238,6 +243,17 @@ impl Machine {
             self.blocks.by_page.entry(pa >> 12).or_default().push(k);
         }
         Ok(blk)
+    }
+}
+
+impl Machine {
+    /// Fills in the price and profile row of a freshly built instruction at `pa`.
+    fn priced(&self, mut d: DInsn, pa: u64) -> DInsn {
+        d.cost = self.prices.of(d.class);
+        if self.profile.is_some() {
+            d.sym = self.images.lookup(pa);
+        }
+        d
     }
 }
 
@@ -381,7 +397,22 @@ pub fn build(ins: &Instruction, bitness: u32) -> DInsn {
             _ => (bitness / 8) as u8,
         };
     }
-    let mut d = DInsn { h: exec::unimpl, len: ins.len() as u8, osz, k, r, m, imm, aux: 0, term: false, ins: *ins };
+    let mut d = DInsn {
+        h: exec::unimpl,
+        len: ins.len() as u8,
+        osz,
+        k,
+        r,
+        m,
+        imm,
+        aux: 0,
+        term: false,
+        class: super::cost::CostClass::Other,
+        cost: 0,
+        sym: 0,
+        ins: *ins,
+    };
     exec::select(&mut d, bitness);
+    d.class = super::cost::classify(&d);
     d
 }

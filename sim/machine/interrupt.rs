@@ -27,10 +27,16 @@ impl Machine {
     /// fault while delivering #DF stops the run with a triple-fault report.
     pub(crate) fn raise(&mut self, f: Fault) {
         *self.stats.exceptions.entry(f.vector).or_insert(0) += 1;
+        self.charge_class(super::cost::CostClass::ExceptionDelivery);
         self.fault_chain.clear();
         self.fault_chain.push(f);
         let mut cur = f;
+        let mut prev: Option<Fault> = None;
         loop {
+            if self.vmx.non_root && self.vmx_exception_exit(cur, prev) {
+                self.fault_chain.clear();
+                return;
+            }
             let saved = self.cpu.clone();
             match self.deliver(cur.vector, cur.error(), EventKind::Exception) {
                 Ok(()) => {
@@ -48,6 +54,7 @@ impl Machine {
                     let df = !benign_first
                         && (vector::is_contributory(next.vector)
                             || (cur.vector == vector::PF && next.vector == vector::PF));
+                    prev = Some(cur);
                     cur = if df { Fault::with_code(vector::DF, 0) } else { next };
                     if df {
                         self.fault_chain.push(cur);
@@ -62,6 +69,10 @@ impl Machine {
     }
 
     fn triple_fault(&mut self) {
+        if self.vmx.non_root {
+            self.vmx_triple_fault_exit();
+            return;
+        }
         let chain: Vec<String> = self.fault_chain.iter().map(|f| f.to_string()).collect();
         self.stop = Some(StopReason::TripleFault(format!(
             "triple fault in {} at CS:RIP {:04x}:{:#x} (CPL {}); fault chain: {}",

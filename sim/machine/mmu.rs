@@ -147,6 +147,10 @@ impl Machine {
     }
 
     fn page_fault(&mut self, lin: u64, code: u32) -> Fault {
+        if self.vmx.non_root {
+            // A #PF that causes a VM exit leaves CR2 unchanged.
+            self.vmx.pf_old_cr2 = self.cpu.cr2;
+        }
         self.cpu.cr2 = lin;
         Fault::with_code(vector::PF, code)
     }

@@ -7,15 +7,18 @@
 //! rolls RIP back to the faulting instruction and delivers the exception through the IDT.
 //! Everything a guest can trigger is a value, never a panic.
 
+pub mod cost;
 pub mod cpu;
 pub mod decode;
 pub mod devices;
 mod exec;
 pub mod flags;
+pub mod images;
 mod interrupt;
 pub mod memory;
 pub mod mmu;
 mod segment;
+pub mod vmx;
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -28,6 +31,8 @@ use memory::PhysMem;
 use mmu::{Access, Tlb};
 
 use crate::cpu_model::CpuModel;
+pub use cost::{CostClass, Prices};
+pub use images::ImageMap;
 
 /// An architectural exception raised by an instruction.
 ///
@@ -94,6 +99,8 @@ pub enum StopReason {
     Budget,
     /// Too many unimplemented instructions in a row: the guest is not making progress.
     UnimplementedStorm(String),
+    /// A VMX abort (a failure while loading host state on a VM exit).
+    VmxAbort(String),
 }
 
 impl StopReason {
@@ -106,6 +113,7 @@ impl StopReason {
             StopReason::TripleFault(_) => "triple-fault",
             StopReason::Budget => "instruction-budget",
             StopReason::UnimplementedStorm(_) => "unimplemented-instructions",
+            StopReason::VmxAbort(_) => "vmx-abort",
         }
     }
 }
@@ -119,6 +127,8 @@ pub struct Stats {
     /// Exceptions and interrupts delivered, by vector.
     pub exceptions: BTreeMap<u8, u64>,
     pub blocks_decoded: u64,
+    /// VM exits (including VM-entry failures), by basic exit reason.
+    pub vm_exits: BTreeMap<u32, u64>,
 }
 
 /// The simulated machine.
@@ -129,8 +139,16 @@ pub struct Machine {
     pub devices: Devices,
     pub model: Rc<CpuModel>,
     pub stats: Stats,
-    /// Simulated cycles (one per instruction until a cost model prices them).
-    pub cycles: u64,
+    /// Simulated time in millicycles: the sum of the prices of everything executed.
+    pub mcycles: u64,
+    /// Prices per cost class (millicycles), from the timing layer; one cycle each by default.
+    pub prices: Prices,
+    /// Program images and symbols, for level and symbol attribution.
+    pub images: ImageMap,
+    /// Millicycles by `images.ids` row, when profiling is on.
+    pub profile: Option<Vec<u64>>,
+    /// BranchTaken minus BranchNotTaken price (wrapping), added when a branch is taken.
+    pub(crate) taken_extra: u64,
     pub(crate) blocks: BlockCache,
     pub stop: Option<StopReason>,
     /// Exceptions taken while delivering another, for #DF and triple-fault decisions.
@@ -141,6 +159,8 @@ pub struct Machine {
     unimpl_last: (u64, u64),
     /// A firmware disk image for INT 13h (boot-sector images).
     pub disk: Option<Vec<u8>>,
+    /// The VMX unit.
+    pub vmx: vmx::Vmx,
 }
 
 /// Unimplemented instructions at one RIP, each within `STORM_GAP` instructions of the last,
@@ -155,9 +175,14 @@ impl Machine {
             mem: PhysMem::new(mem_size),
             tlb: Tlb::default(),
             devices: Devices::default(),
+            vmx: vmx::Vmx::new(&model),
             model,
             stats: Stats::default(),
-            cycles: 0,
+            mcycles: 0,
+            prices: Prices::unit(),
+            images: ImageMap::default(),
+            profile: None,
+            taken_extra: 0,
             blocks: BlockCache::default(),
             stop: None,
             fault_chain: Vec::new(),
@@ -176,7 +201,17 @@ impl Machine {
             if self.stats.instructions >= budget {
                 return StopReason::Budget;
             }
+            // The VMX-preemption timer (`u64::MAX` when not armed) is checked between blocks.
+            if self.mcycles >= self.vmx.deadline {
+                self.vmx_timer_exit();
+                continue;
+            }
             if self.cpu.halted {
+                if self.vmx.deadline != u64::MAX {
+                    // Time passes in HLT until the VMX-preemption timer fires.
+                    self.mcycles = self.vmx.deadline;
+                    continue;
+                }
                 if self.cpu.rflags_ctl & crate::arch::x86::rflags::IF == 0 {
                     return StopReason::Halted;
                 }
@@ -190,17 +225,35 @@ impl Machine {
     /// Executes one decoded block (or until a fault or control transfer).
     #[inline(never)]
     fn run_block(&mut self) {
+        if self.profile.is_some() {
+            self.run_block_impl::<true>()
+        } else {
+            self.run_block_impl::<false>()
+        }
+    }
+
+    /// The block loop. With `PROFILE` each instruction's cost, including what its handler
+    /// added (taken branches, string iterations, exception delivery), is charged to its
+    /// symbol row; without it the loop only sums precomputed prices.
+    #[inline(always)]
+    fn run_block_impl<const PROFILE: bool>(&mut self) {
         let blk = match self.fetch_block() {
             Ok(b) => b,
             Err(f) => {
+                let before = self.mcycles;
                 self.raise(f);
+                if PROFILE {
+                    self.charge(images::EXCEPTION, self.mcycles - before);
+                }
                 return;
             }
         };
         let mask = self.cpu.ip_mask();
-        // Instructions retired in this block, added to the counters before any instruction
-        // that ends the block (so RDTSC, which ends its block, sees every earlier one).
+        // Instructions and their prices retired in this block, added to the counters before
+        // any instruction that ends the block (so RDTSC, which ends its block, sees every
+        // earlier one).
         let mut n = 0u64;
+        let mut cost = 0u64;
         // RIP is kept in a register and stored only before instructions that read or write it
         // (the block-ending ones: branches, faults' delivery, mode changes) and at the end.
         let mut rip = self.cpu.rip;
@@ -208,21 +261,32 @@ impl Machine {
             let start = rip;
             rip = start.wrapping_add(u64::from(d.len)) & mask;
             n += 1;
+            cost += u64::from(d.cost);
             if d.term {
                 self.cpu.rip = rip;
-                self.retire(n);
+                self.retire(n, cost);
                 n = 0;
+                cost = 0;
             }
+            let before = if PROFILE { self.mcycles } else { 0 };
             if let Err(f) = (d.h)(self, d) {
                 // Faults report the faulting instruction, which did not complete.
                 self.cpu.rip = start;
                 if d.term {
-                    self.retire_undo(1);
+                    self.retire_undo(1, u64::from(d.cost));
                 } else {
-                    self.retire(n - 1);
+                    self.retire(n - 1, cost - u64::from(d.cost));
                 }
+                let before = self.mcycles;
                 self.raise(f);
+                if PROFILE {
+                    self.charge(d.sym, self.mcycles - before);
+                }
                 return;
+            }
+            if PROFILE {
+                let extra = self.mcycles.wrapping_sub(before);
+                self.charge(d.sym, u64::from(d.cost).wrapping_add(extra));
             }
             if d.term {
                 // The last instruction of its block; it may have changed RIP.
@@ -234,28 +298,63 @@ impl Machine {
             }
         }
         self.cpu.rip = rip;
-        self.retire(n);
+        self.retire(n, cost);
         if !self.mem.dirty_code.is_empty() {
             self.blocks.invalidate_dirty(&mut self.mem);
         }
     }
 
     #[inline(always)]
-    fn retire(&mut self, n: u64) {
-        self.stats.instructions += n;
-        self.cycles += n;
+    fn charge(&mut self, row: u32, mc: u64) {
+        if let Some(p) = self.profile.as_mut() {
+            if let Some(slot) = p.get_mut(row as usize) {
+                *slot = slot.wrapping_add(mc);
+            }
+        }
     }
 
     #[inline(always)]
-    fn retire_undo(&mut self, n: u64) {
+    fn retire(&mut self, n: u64, cost: u64) {
+        self.stats.instructions += n;
+        self.mcycles += cost;
+    }
+
+    #[inline(always)]
+    fn retire_undo(&mut self, n: u64, cost: u64) {
         self.stats.instructions -= n;
-        self.cycles -= n;
+        self.mcycles -= cost;
+    }
+
+    /// Sets the prices (before loading code: prices are baked into decoded instructions).
+    pub fn set_prices(&mut self, prices: Prices) {
+        self.taken_extra =
+            u64::from(prices.of(CostClass::BranchTaken)).wrapping_sub(u64::from(prices.of(CostClass::BranchNotTaken)));
+        self.prices = prices;
+        self.blocks.clear();
+    }
+
+    /// Turns per-symbol profiling on (rows follow `images.ids`; call after adding images).
+    pub fn enable_profile(&mut self) {
+        self.profile = Some(vec![0; self.images.ids.len()]);
+        self.blocks.clear();
+    }
+
+    /// Simulated cycles so far.
+    #[inline]
+    pub fn cycles(&self) -> u64 {
+        self.mcycles / 1000
+    }
+
+    /// Adds the price of an event class (exception delivery, VMX transitions ...).
+    #[inline]
+    pub fn charge_class(&mut self, c: CostClass) {
+        self.mcycles += u64::from(self.prices.of(c));
     }
 
     /// The time-stamp counter: simulated cycles plus the offset software wrote.
     #[inline]
     pub fn tsc(&self) -> u64 {
-        self.cycles.wrapping_add(self.cpu.tsc)
+        self.cycles().wrapping_add(self.cpu.tsc)
     }
 
     /// Reads the GPR selected by a register reference (see `decode::RegRef`).

@@ -247,6 +247,7 @@ fn clear_inaccessible_segments(m: &mut Machine) {
 pub fn jcc(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     if m.cpu.flags.cond(d.aux as u8) {
         set_near_target(m, d.imm)?;
+        m.mcycles = m.mcycles.wrapping_add(m.taken_extra);
     }
     Ok(())
 }
@@ -270,6 +271,7 @@ pub fn jcxz_loop(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     };
     if take {
         set_near_target(m, d.imm)?;
+        m.mcycles = m.mcycles.wrapping_add(m.taken_extra);
     }
     Ok(())
 }
@@ -293,6 +295,7 @@ pub fn int(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     if kind == EventKind::Software && m.firmware_service(vec) {
         return Ok(());
     }
+    m.charge_class(super::super::cost::CostClass::ExceptionDelivery);
     m.deliver(vec, None, kind)
 }
 

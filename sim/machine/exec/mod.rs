@@ -305,7 +305,6 @@ pub fn select(d: &mut DInsn, bitness: u32) {
         M::Xlatb => data::xlat,
         M::Clc | M::Stc | M::Cmc | M::Cld | M::Std => data::flagop,
         M::Nop
-        | M::Pause
         | M::Lfence
         | M::Mfence
         | M::Sfence
@@ -375,6 +374,20 @@ pub fn select(d: &mut DInsn, bitness: u32) {
             system::sti
         }
         M::Cpuid => system::cpuid,
+        // Instructions that may cause a VM exit in VMX non-root operation end their block, so
+        // the exit can leave RIP at the host's entry point.
+        M::Pause => system::pause,
+        M::Rdpmc | M::Monitor | M::Mwait | M::Getsec => system::vmx_only,
+        M::Vmxon => super::vmx::instr::vmxon,
+        M::Vmxoff => super::vmx::instr::vmxoff,
+        M::Vmclear => super::vmx::instr::vmclear,
+        M::Vmptrld => super::vmx::instr::vmptrld,
+        M::Vmptrst => super::vmx::instr::vmptrst,
+        M::Vmread => super::vmx::instr::vmread,
+        M::Vmwrite => super::vmx::instr::vmwrite,
+        M::Vmlaunch | M::Vmresume => super::vmx::instr::vmlaunch,
+        M::Vmcall => super::vmx::instr::vmcall,
+        M::Invept | M::Invvpid | M::Vmfunc => super::vmx::instr::invept,
         // Instructions that read the cycle count end their block so the count is exact.
         M::Rdtsc => {
             d.term = true;
@@ -460,7 +473,39 @@ pub fn select(d: &mut DInsn, bitness: u32) {
     // Instructions that can change the mode, paging or CS end their block.
     if matches!(ins.code(), Code::Mov_cr_r32 | Code::Mov_cr_r64 | Code::Mov_dr_r32 | Code::Mov_dr_r64)
         || matches!(ins.mnemonic(), M::Xsetbv | M::Lgdt | M::Lidt | M::Ltr | M::Lldt | M::Clts | M::Hlt)
+        || is_vmx_exiting(&ins)
     {
         d.term = true;
     }
+}
+
+/// Instructions that can cause a VM exit (and are not block-ending already): they end
+/// their block so an exit can redirect RIP.
+fn is_vmx_exiting(ins: &iced_x86::Instruction) -> bool {
+    matches!(ins.code(), Code::Mov_r32_cr | Code::Mov_r64_cr | Code::Mov_r32_dr | Code::Mov_r64_dr)
+        || matches!(
+            ins.mnemonic(),
+            M::Cpuid
+                | M::Pause
+                | M::Rdpmc
+                | M::Monitor
+                | M::Mwait
+                | M::Getsec
+                | M::Wbinvd
+                | M::Invd
+                | M::In
+                | M::Vmxon
+                | M::Vmxoff
+                | M::Vmclear
+                | M::Vmptrld
+                | M::Vmptrst
+                | M::Vmread
+                | M::Vmwrite
+                | M::Vmlaunch
+                | M::Vmresume
+                | M::Vmcall
+                | M::Invept
+                | M::Invvpid
+                | M::Vmfunc
+        )
 }

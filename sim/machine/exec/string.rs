@@ -84,7 +84,11 @@ fn run<const K: u8>(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     let io = k == Kind::Ins || k == Kind::Outs;
     if io {
         m.check_io(m.cpu.gpr[RDX] as u16, sz)?;
+        if m.vmx.non_root && m.vmx_io(d, m.cpu.gpr[RDX] as u16, sz, k == Kind::Ins, true) {
+            return Ok(());
+        }
     }
+    let mut iterated = false;
     loop {
         if rep && m.cpu.gpr[RCX] & amask == 0 {
             return Ok(());
@@ -153,6 +157,11 @@ fn run<const K: u8>(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
         if !rep {
             return Ok(());
         }
+        // The instruction's price covers one element; each further one costs another.
+        if iterated {
+            m.charge_class(super::super::cost::CostClass::StringIter);
+        }
+        iterated = true;
         let c = m.cpu.gpr[RCX].wrapping_sub(1);
         upd(m, RCX, c);
         if m.stop.is_some() {

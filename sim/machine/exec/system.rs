@@ -6,11 +6,16 @@ use iced_x86::{Code, Mnemonic as M};
 use super::super::cpu::{seg_attr as sa, Mode, Segment, CS, RAX, RCX, RDX, SS};
 use super::super::decode::{seg_index, DInsn, OpK};
 use super::super::{Fault, Machine};
+use crate::arch::exit_reason::reason as xr;
 use crate::arch::msr::{self, efer};
+use crate::arch::vmx_ctrl::{proc1 as p1, proc2 as p2};
 use crate::arch::x86::{cr0, cr4, rflags};
 
-pub fn hlt(m: &mut Machine, _d: &DInsn) -> Result<(), Fault> {
+pub fn hlt(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     m.require_cpl0()?;
+    if m.vmx.non_root && m.vmx_ctl_exit(d, p1::CPU_BASED_HLT_EXITING, xr::HLT, 0) {
+        return Ok(());
+    }
     m.cpu.halted = true;
     Ok(())
 }
@@ -63,6 +68,9 @@ pub fn in_(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     let sz = d.osz;
     let port = if d.k[1] == OpK::Imm { d.imm as u16 } else { m.cpu.gpr[RDX] as u16 };
     m.check_io(port, sz)?;
+    if m.vmx.non_root && m.vmx_io(d, port, sz, true, false) {
+        return Ok(());
+    }
     let v = m.port_in(port, sz);
     m.wr_reg(acc_ref(sz), v);
     Ok(())
@@ -73,6 +81,9 @@ pub fn out(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
         if d.k[1] == OpK::Reg { super::super::decode::gpr_ref(d.ins.op_register(1)).map_or(1, reg_size) } else { 1 };
     let port = if d.k[0] == OpK::Imm { d.imm as u16 } else { m.cpu.gpr[RDX] as u16 };
     m.check_io(port, sz)?;
+    if m.vmx.non_root && m.vmx_io(d, port, sz, false, false) {
+        return Ok(());
+    }
     let v = m.rd_reg(acc_ref(sz));
     m.port_out(port, sz, v);
     Ok(())
@@ -87,7 +98,11 @@ fn reg_size(r: u8) -> u8 {
     }
 }
 
-pub fn cpuid(m: &mut Machine, _d: &DInsn) -> Result<(), Fault> {
+pub fn cpuid(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
+    if m.vmx.non_root {
+        m.exit_insn(d, xr::CPUID, 0);
+        return Ok(());
+    }
     let leaf = m.cpu.gpr[RAX] as u32;
     let sub = m.cpu.gpr[RCX] as u32;
     let mut r = m.model.cpuid(leaf, sub);
@@ -120,16 +135,36 @@ fn tsc_allowed(m: &Machine) -> Result<(), Fault> {
     }
 }
 
-pub fn rdtsc(m: &mut Machine, _d: &DInsn) -> Result<(), Fault> {
+pub fn rdtsc(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     tsc_allowed(m)?;
-    let t = m.tsc();
+    let t = if m.vmx.non_root {
+        match m.vmx_rdtsc(d, xr::RDTSC) {
+            Some(t) => t,
+            None => return Ok(()),
+        }
+    } else {
+        m.tsc()
+    };
     m.cpu.gpr[RAX] = t & 0xFFFF_FFFF;
     m.cpu.gpr[RDX] = t >> 32;
     Ok(())
 }
 
 pub fn rdtscp(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
-    rdtsc(m, d)?;
+    if m.vmx.non_root && m.vmx_disabled2(p2::SECONDARY_EXEC_ENABLE_RDTSCP) {
+        return Err(Fault::ud());
+    }
+    tsc_allowed(m)?;
+    let t = if m.vmx.non_root {
+        match m.vmx_rdtsc(d, xr::RDTSCP) {
+            Some(t) => t,
+            None => return Ok(()),
+        }
+    } else {
+        m.tsc()
+    };
+    m.cpu.gpr[RAX] = t & 0xFFFF_FFFF;
+    m.cpu.gpr[RDX] = t >> 32;
     m.cpu.gpr[RCX] = m.cpu.msr.tsc_aux & 0xFFFF_FFFF;
     Ok(())
 }
@@ -169,6 +204,10 @@ impl Machine {
             msr::IA32_GS_BASE => c.seg[5].base,
             msr::IA32_KERNEL_GS_BASE => c.msr.kernel_gs_base,
             msr::IA32_TSC_AUX => c.msr.tsc_aux,
+            i @ 0x480..=0x491 => match self.vmx_cap_msr(i) {
+                Some(v) => v,
+                None => return Err(Fault::gp(0)),
+            },
             i => match self.model.msr(i) {
                 Some(v) => v,
                 None => return Err(Fault::gp(0)),
@@ -180,9 +219,10 @@ impl Machine {
     /// WRMSR semantics, with the reserved-bit and canonical-address checks that #GP.
     pub fn write_msr(&mut self, index: u32, v: u64) -> Result<(), Fault> {
         let canonical = ((v as i64) << 16 >> 16) as u64 == v;
+        let now = self.cycles();
         let c = &mut self.cpu;
         match index {
-            msr::IA32_TIME_STAMP_COUNTER => c.tsc = v.wrapping_sub(self.cycles),
+            msr::IA32_TIME_STAMP_COUNTER => c.tsc = v.wrapping_sub(now),
             msr::IA32_APIC_BASE => c.msr.apic_base = v,
             msr::IA32_FEATURE_CONTROL => {
                 if c.msr.feature_control & 1 != 0 {
@@ -244,16 +284,22 @@ impl Machine {
     }
 }
 
-pub fn rdmsr(m: &mut Machine, _d: &DInsn) -> Result<(), Fault> {
+pub fn rdmsr(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     m.require_cpl0()?;
+    if m.vmx.non_root && m.vmx_msr(d, m.cpu.gpr[RCX] as u32, false) {
+        return Ok(());
+    }
     let v = m.read_msr(m.cpu.gpr[RCX] as u32)?;
     m.cpu.gpr[RAX] = v & 0xFFFF_FFFF;
     m.cpu.gpr[RDX] = v >> 32;
     Ok(())
 }
 
-pub fn wrmsr(m: &mut Machine, _d: &DInsn) -> Result<(), Fault> {
+pub fn wrmsr(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     m.require_cpl0()?;
+    if m.vmx.non_root && m.vmx_msr(d, m.cpu.gpr[RCX] as u32, true) {
+        return Ok(());
+    }
     let v = (m.cpu.gpr[RDX] << 32) | (m.cpu.gpr[RAX] & 0xFFFF_FFFF);
     m.write_msr(m.cpu.gpr[RCX] as u32, v)
 }
@@ -270,11 +316,15 @@ pub fn xgetbv(m: &mut Machine, _d: &DInsn) -> Result<(), Fault> {
     Ok(())
 }
 
-pub fn xsetbv(m: &mut Machine, _d: &DInsn) -> Result<(), Fault> {
+pub fn xsetbv(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     if m.cpu.cr4 & cr4::OSXSAVE == 0 {
         return Err(Fault::ud());
     }
     m.require_cpl0()?;
+    if m.vmx.non_root {
+        m.exit_insn(d, xr::XSETBV, 0);
+        return Ok(());
+    }
     let v = (m.cpu.gpr[RDX] << 32) | (m.cpu.gpr[RAX] & 0xFFFF_FFFF);
     let supported = m.model.xcr0_supported();
     if m.cpu.gpr[RCX] as u32 != 0 || v & 1 == 0 || v & !supported != 0 || (v & 4 != 0 && v & 2 == 0) {
@@ -294,6 +344,17 @@ pub fn mov_from_cr(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
         iced_x86::Register::CR8 => m.cpu.cr8,
         _ => return Err(Fault::ud()),
     };
+    let v = if m.vmx.non_root {
+        match d.ins.op_register(1) {
+            iced_x86::Register::CR0 => m.vmx_cr_read(0, v),
+            iced_x86::Register::CR4 => m.vmx_cr_read(4, v),
+            iced_x86::Register::CR3 if m.vmx_cr38(d, 3, d.r[0], false, 0) => return Ok(()),
+            iced_x86::Register::CR8 if m.vmx_cr38(d, 8, d.r[0], false, 0) => return Ok(()),
+            _ => v,
+        }
+    } else {
+        v
+    };
     m.wr_reg(d.r[0], v);
     Ok(())
 }
@@ -302,6 +363,9 @@ impl Machine {
     /// MOV to CR0 with the SDM's checks; activates or deactivates IA-32e mode.
     pub fn write_cr0(&mut self, v: u64) -> Result<(), Fault> {
         let v = v | cr0::ET;
+        if self.vmx.on && !self.vmx_cr_allowed(0, v) {
+            return Err(Fault::gp(0));
+        }
         if v >> 32 != 0 || v & !cr0::VALID & 0xFFFF_FFFF != 0 {
             return Err(Fault::gp(0));
         }
@@ -333,7 +397,7 @@ impl Machine {
 
     /// MOV to CR4 with reserved-bit checks against the CPU model.
     pub fn write_cr4(&mut self, v: u64) -> Result<(), Fault> {
-        if v & !self.model.cr4_valid() != 0 {
+        if v & !self.model.cr4_valid() != 0 || (self.vmx.on && !self.vmx_cr_allowed(4, v)) {
             return Err(Fault::gp(0));
         }
         if self.cpu.long_mode_active() && v & cr4::PAE == 0 {
@@ -365,6 +429,9 @@ impl Machine {
 pub fn mov_to_cr(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     m.require_cpl0()?;
     let v = m.rd_reg(d.r[1]);
+    if m.vmx.non_root {
+        return mov_to_cr_non_root(m, d, v);
+    }
     match d.ins.op_register(0) {
         iced_x86::Register::CR0 => m.write_cr0(v),
         iced_x86::Register::CR2 => {
@@ -384,6 +451,35 @@ pub fn mov_to_cr(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     }
 }
 
+/// MOV to CR in VMX non-root operation: the guest/host masks and CR3/CR8 exiting decide.
+#[cold]
+fn mov_to_cr_non_root(m: &mut Machine, d: &DInsn, v: u64) -> Result<(), Fault> {
+    use iced_x86::Register as R;
+    match d.ins.op_register(0) {
+        R::CR0 => match m.vmx_cr_write(d, 0, d.r[1], v) {
+            Some(nv) => m.write_cr0(nv),
+            None => Ok(()),
+        },
+        R::CR4 => match m.vmx_cr_write(d, 4, d.r[1], v) {
+            Some(nv) => m.write_cr4(nv),
+            None => Ok(()),
+        },
+        R::CR3 if m.vmx_cr38(d, 3, d.r[1], true, v) => Ok(()),
+        R::CR3 => m.write_cr3(v),
+        R::CR8 if v & !0xF != 0 => Err(Fault::gp(0)),
+        R::CR8 if m.vmx_cr38(d, 8, d.r[1], true, v) => Ok(()),
+        R::CR8 => {
+            m.cpu.cr8 = v;
+            Ok(())
+        }
+        R::CR2 => {
+            m.cpu.cr2 = v;
+            Ok(())
+        }
+        _ => Err(Fault::ud()),
+    }
+}
+
 fn dr_index(m: &Machine, r: iced_x86::Register) -> Result<usize, Fault> {
     let i = (r as u32 - iced_x86::Register::DR0 as u32) as usize;
     match i {
@@ -396,6 +492,10 @@ fn dr_index(m: &Machine, r: iced_x86::Register) -> Result<usize, Fault> {
 pub fn mov_from_dr(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     m.require_cpl0()?;
     let i = dr_index(m, d.ins.op_register(1))?;
+    let n = (d.ins.op_register(1) as u32 - iced_x86::Register::DR0 as u32) as u8;
+    if m.vmx.non_root && m.vmx_mov_dr(d, n, d.r[0], true) {
+        return Ok(());
+    }
     let v = m.cpu.dr[i];
     m.wr_reg(d.r[0], v);
     Ok(())
@@ -404,6 +504,10 @@ pub fn mov_from_dr(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
 pub fn mov_to_dr(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     m.require_cpl0()?;
     let i = dr_index(m, d.ins.op_register(0))?;
+    let n = (d.ins.op_register(0) as u32 - iced_x86::Register::DR0 as u32) as u8;
+    if m.vmx.non_root && m.vmx_mov_dr(d, n, d.r[1], false) {
+        return Ok(());
+    }
     let v = m.rd_reg(d.r[1]);
     if i >= 6 && v >> 32 != 0 {
         return Err(Fault::gp(0));
@@ -511,7 +615,7 @@ pub fn sldt_str(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
 }
 
 pub fn smsw(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
-    let v = m.cpu.cr0;
+    let v = if m.vmx.non_root { m.vmx_cr_read(0, m.cpu.cr0) } else { m.cpu.cr0 };
     let sz = if d.k[0] == OpK::Mem { 2 } else { d.osz };
     m.wr_op(d, 0, sz, v)
 }
@@ -520,12 +624,21 @@ pub fn lmsw(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     m.require_cpl0()?;
     let v = m.rd_op(d, 0, 2)? & 0xF;
     // LMSW can set PE but never clear it.
-    let new = (m.cpu.cr0 & !0xE) | v | (m.cpu.cr0 & cr0::PE);
+    let mut new = (m.cpu.cr0 & !0xE) | v | (m.cpu.cr0 & cr0::PE);
+    if m.vmx.non_root {
+        match m.vmx_lmsw(d, v, new) {
+            Some(n) => new = n,
+            None => return Ok(()),
+        }
+    }
     m.write_cr0(new)
 }
 
-pub fn clts(m: &mut Machine, _d: &DInsn) -> Result<(), Fault> {
+pub fn clts(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     m.require_cpl0()?;
+    if m.vmx.non_root && m.vmx_clts(d) != Some(true) {
+        return Ok(());
+    }
     m.cpu.cr0 &= !cr0::TS;
     Ok(())
 }
@@ -535,12 +648,21 @@ pub fn invlpg(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     let s = &m.cpu.seg[d.m.seg as usize];
     let ea = m.ea(d);
     let lin = if m.cpu.mode == Mode::Long64 && d.m.seg < 4 { ea } else { s.base.wrapping_add(ea) };
+    if m.vmx.non_root && m.vmx_invlpg(d, lin) {
+        return Ok(());
+    }
     m.tlb.flush_page(lin);
     Ok(())
 }
 
 pub fn invpcid(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
+    if m.vmx.non_root && m.vmx_disabled2(p2::SECONDARY_EXEC_ENABLE_INVPCID) {
+        return Err(Fault::ud());
+    }
     m.require_cpl0()?;
+    if m.vmx.non_root && m.vmx_invpcid(d)? {
+        return Ok(());
+    }
     let ty = m.rd_reg(d.r[0]);
     let ea = m.ea(d);
     let lin = m.mem_lin(d, ea, 16, false)?;
@@ -560,8 +682,53 @@ pub fn invpcid(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     Ok(())
 }
 
-pub fn wbinvd(m: &mut Machine, _d: &DInsn) -> Result<(), Fault> {
-    m.require_cpl0()
+pub fn wbinvd(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
+    m.require_cpl0()?;
+    if m.vmx.non_root {
+        if d.ins.mnemonic() == M::Invd {
+            m.exit_insn(d, xr::INVD, 0);
+        } else {
+            m.vmx_ctl2_exit(d, p2::SECONDARY_EXEC_WBINVD_EXITING, xr::WBINVD);
+        }
+    }
+    Ok(())
+}
+
+/// PAUSE: a no-op unless "PAUSE exiting" makes it exit.
+pub fn pause(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
+    if m.vmx.non_root {
+        m.vmx_ctl_exit(d, p1::CPU_BASED_PAUSE_EXITING, xr::PAUSE_INSTRUCTION, 0);
+    }
+    Ok(())
+}
+
+/// RDPMC, MONITOR, MWAIT and GETSEC are not implemented, but in VMX non-root operation
+/// the controls that make them exit are honoured (GETSEC exits whenever CR4.SMXE is set).
+pub fn vmx_only(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
+    if m.vmx.non_root {
+        let exited = match d.ins.mnemonic() {
+            M::Rdpmc => {
+                if m.cpu.cpl > 0 && m.cpu.cr4 & cr4::PCE == 0 {
+                    return Err(Fault::gp(0));
+                }
+                m.vmx_ctl_exit(d, p1::CPU_BASED_RDPMC_EXITING, xr::RDPMC, 0)
+            }
+            M::Monitor => m.vmx_ctl_exit(d, p1::CPU_BASED_MONITOR_EXITING, xr::MONITOR_INSTRUCTION, 0),
+            M::Mwait => m.vmx_ctl_exit(d, p1::CPU_BASED_MWAIT_EXITING, xr::MWAIT_INSTRUCTION, 0),
+            _ if m.cpu.cr4 & cr4::SMXE != 0 => {
+                m.exit_insn(d, xr::GETSEC, 0);
+                true
+            }
+            _ => return Err(Fault::ud()),
+        };
+        if exited {
+            return Ok(());
+        }
+    }
+    if d.ins.mnemonic() == M::Getsec {
+        return Err(Fault::ud());
+    }
+    Err(m.unimplemented(d))
 }
 
 pub fn swapgs(m: &mut Machine, _d: &DInsn) -> Result<(), Fault> {

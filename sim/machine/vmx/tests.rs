@@ -1,0 +1,40 @@
+//! Capability derivation and VMCS layout.
+
+use super::*;
+use crate::cpu_model::BUILTIN;
+
+#[test]
+fn layout_fits_the_region_for_every_model() {
+    for (name, _) in BUILTIN {
+        let model = CpuModel::load(name).unwrap();
+        let caps = Caps::new(&model);
+        let size = u64::from(vmx_ctrl::vmx_basic::vmcs_size(caps.basic()));
+        let end = VMCS_FIELDS
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| caps.layout[*i] != u16::MAX)
+            .map(|(i, fi)| u64::from(caps.layout[i]) + width_bytes(fi.width()))
+            .max()
+            .unwrap();
+        assert!(end <= size, "{name}: layout ends at {end}, region is {size}");
+        assert!(caps.supported[fi(f::GUEST_RIP)]);
+        assert!(!caps.supported[fi(f::GUEST_PML_INDEX)]);
+        assert!(!caps.supported[fi(f::EPT_POINTER)]);
+        assert_eq!(caps.supported[fi(f::VMREAD_BITMAP)], *name != "broadwell", "{name}");
+    }
+}
+
+#[test]
+fn masked_allowed1_never_exceeds_the_model() {
+    for (name, _) in BUILTIN {
+        let model = CpuModel::load(name).unwrap();
+        let caps = Caps::new(&model);
+        for i in vmsr::IA32_VMX_PINBASED_CTLS..=vmsr::IA32_VMX_ENTRY_CTLS {
+            let raw = model.msr(i).unwrap();
+            let m = caps.msr(i);
+            assert_eq!(m as u32, raw as u32, "{name} {i:#x}: allowed-0 unchanged");
+            assert_eq!((m >> 32) & !(raw >> 32), 0, "{name} {i:#x}");
+            assert_eq!(m as u32 & !((m >> 32) as u32), 0, "{name} {i:#x}: allowed-0 within allowed-1");
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Cycle accounting: prices come from the cost model, the total is the sum of what executed,
+//! the TSC advances with simulated cycles, and profiles add up exactly.
+
+use std::rc::Rc;
+
+use vmxsim::cpu_model::CpuModel;
+use vmxsim::exec::{profile_rows, run_image, ExecOptions};
+use vmxsim::loader::elf::enter_long_mode;
+use vmxsim::machine::images::{Image, Symbol};
+use vmxsim::machine::{CostClass, Machine, StopReason};
+use vmxsim::timing::CostModel;
+
+const CODE: u64 = 0x10000;
+
+fn test_model() -> CostModel {
+    CostModel::parse(include_str!("fixtures/test-cost.toml"), "tests/fixtures/test-cost.toml").expect("parses")
+}
+
+fn machine(code: &[u8], model: &CostModel, profile: bool) -> Machine {
+    let mut m = Machine::new(4 << 20, Rc::new(CpuModel::load("broadwell").expect("model")));
+    m.set_prices(model.prices());
+    enter_long_mode(&mut m, CODE);
+    m.mem.write_bytes(CODE, code);
+    if profile {
+        m.images.add(Image {
+            name: "test".into(),
+            level: 0,
+            ranges: vec![(CODE, CODE + 0x1000)],
+            symbols: vec![
+                Symbol { start: CODE, end: CODE + 5, name: "setup".into() },
+                Symbol { start: CODE + 5, end: CODE + 11, name: "loop".into() },
+            ],
+        });
+        m.enable_profile();
+    }
+    m
+}
+
+// mov eax, 10 ; loop: add ebx, eax ; dec eax ; jnz loop ; hlt
+const LOOP10: [u8; 12] = [0xB8, 0x0A, 0, 0, 0, 0x01, 0xC3, 0xFF, 0xC8, 0x75, 0xFA, 0xF4];
+
+#[test]
+fn golden_cycle_total_of_a_known_sequence() {
+    let cm = test_model();
+    let mut m = machine(&LOOP10, &cm, false);
+    assert_eq!(m.run(1000), StopReason::Halted);
+    assert_eq!(m.stats.instructions, 1 + 10 * 3 + 1);
+    // 1 move (0.5) + 20 int_alu (0.25) + 9 taken (2) + 1 not taken (1) + 1 hlt (7) = 31.5
+    assert_eq!(m.mcycles, 31_500);
+    assert_eq!(m.cycles(), 31);
+    let by_formula = cm.cycles_of(CostClass::Move)
+        + 20.0 * cm.cycles_of(CostClass::IntAlu)
+        + 9.0 * cm.cycles_of(CostClass::BranchTaken)
+        + cm.cycles_of(CostClass::BranchNotTaken)
+        + cm.cycles_of(CostClass::Hlt);
+    assert_eq!(m.mcycles, (by_formula * 1000.0) as u64);
+}
+
+#[test]
+fn changing_a_price_moves_the_total_by_exactly_its_uses() {
+    let base = test_model();
+    let mut dearer = test_model();
+    dearer.cycles[CostClass::IntAlu as usize] += 1.0;
+    let run = |cm: &CostModel| {
+        let mut m = machine(&LOOP10, cm, false);
+        m.run(1000);
+        m.mcycles
+    };
+    assert_eq!(run(&dearer) - run(&base), 20_000, "20 int_alu instructions executed");
+}
+
+#[test]
+fn profile_rows_sum_exactly_to_the_total() {
+    let cm = test_model();
+    let mut m = machine(&LOOP10, &cm, true);
+    m.run(1000);
+    let rows = profile_rows(&m).expect("profiling on");
+    let sum: u64 = rows.iter().map(|r| r.cycles).sum();
+    assert_eq!(sum, m.cycles());
+    let get = |n: &str| rows.iter().find(|r| r.symbol == n).map(|r| r.cycles).unwrap_or(0);
+    // setup: mov (0.5); loop: 20 int_alu + 9 taken + 1 not taken = 24; [test]: hlt 7.
+    assert_eq!(get("loop"), 24);
+    assert_eq!(get("[test]"), 7);
+    assert_eq!(get("setup") + get("loop") + get("[test]"), 31);
+}
+
+#[test]
+fn profiling_does_not_change_the_cycle_count() {
+    let cm = test_model();
+    let mut a = machine(&LOOP10, &cm, false);
+    let mut b = machine(&LOOP10, &cm, true);
+    a.run(1000);
+    b.run(1000);
+    assert_eq!(a.mcycles, b.mcycles);
+}
+
+#[test]
+fn the_tsc_advances_with_simulated_cycles() {
+    // rdtsc ; mov esi, eax ; rep stosb (4 bytes) ; rdtsc ; sub eax, esi ; hlt
+    let code = [0x0F, 0x31, 0x89, 0xC6, 0xF3, 0xAA, 0x0F, 0x31, 0x29, 0xF0, 0xF4];
+    let cm = test_model();
+    let mut m = machine(&code, &cm, false);
+    m.cpu.gpr[1] = 4; // rcx
+    m.cpu.gpr[7] = 0x20000; // rdi
+    m.run(1000);
+    // Between the two RDTSC reads: the first rdtsc's own price is charged before it reads,
+    // so the difference is mov (0.5) + rep stosb (1 + 3 more elements: 4 * 0.75) + rdtsc (25)
+    // = 28.5 cycles; TSC reads whole cycles.
+    let diff = m.cpu.gpr[0] as u32;
+    assert!(diff == 28 || diff == 29, "diff {diff}");
+}
+
+#[test]
+fn exec_reports_the_cost_model_and_a_profile() {
+    let img = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/images/hello.img")).expect("image");
+    let opts = ExecOptions { profile: true, cost_model: Some("broadwell".into()), ..ExecOptions::default() };
+    let r = run_image(&img, &opts).expect("runs");
+    assert_eq!(r.cost_model, "broadwell");
+    let rows = r.profile.expect("profile");
+    assert_eq!(rows.iter().map(|x| x.cycles).sum::<u64>(), r.cycles);
+    assert!(rows.iter().any(|x| x.symbol == "[boot]"));
+    let unit =
+        run_image(&img, &ExecOptions { cost_model: Some("unit".into()), ..ExecOptions::default() }).expect("runs");
+    assert_eq!(unit.cycles, unit.instructions, "unit prices count instructions");
+}
+
+#[test]
+fn unknown_cost_model_names_get_a_suggestion() {
+    let opts = ExecOptions { cost_model: Some("skylak".into()), ..ExecOptions::default() };
+    let e = vmxsim::exec::prepare(&[0u8; 512], &opts).err().expect("fails").to_string();
+    assert!(e.contains("did you mean `skylake`"), "{e}");
+}
