@@ -17,12 +17,13 @@ struct Row {
     runs: usize,
 }
 
-pub fn run(images: &[PathBuf], runs: usize, json: bool) -> Result<(), String> {
+/// Runs each image `runs` times with `opts` (cost model, profiling) and prints the medians.
+pub fn run(images: &[PathBuf], runs: usize, json: bool, opts: &ExecOptions) -> Result<(), String> {
     let defaults = [PathBuf::from(DEFAULT_IMAGE)];
     let images = if images.is_empty() { &defaults[..] } else { images };
     let mut rows = Vec::new();
     for img in images {
-        rows.push(bench_one(img, runs.max(1))?);
+        rows.push(bench_one(img, runs.max(1), opts)?);
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?);
@@ -35,13 +36,12 @@ pub fn run(images: &[PathBuf], runs: usize, json: bool) -> Result<(), String> {
     Ok(())
 }
 
-fn bench_one(img: &Path, runs: usize) -> Result<Row, String> {
+fn bench_one(img: &Path, runs: usize, opts: &ExecOptions) -> Result<Row, String> {
     let bytes = std::fs::read(img).map_err(|e| format!("{}: {e}", img.display()))?;
-    let opts = ExecOptions::default();
     let mut times = Vec::new();
     let mut instructions = 0;
     for _ in 0..runs {
-        let (mut m, _) = prepare(&bytes, &opts).map_err(|e| e.to_string())?;
+        let (mut m, _) = prepare(&bytes, opts).map_err(|e| e.to_string())?;
         let t = Instant::now();
         let stop = m.run(opts.max_instructions);
         times.push(t.elapsed().as_secs_f64());

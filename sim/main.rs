@@ -53,6 +53,12 @@ enum Cmd {
         /// Runs per image (the median is reported).
         #[arg(long, default_value_t = 5)]
         runs: usize,
+        /// Cost model (default: broadwell; "unit" for one cycle per instruction).
+        #[arg(long)]
+        cost_model: Option<String>,
+        /// Measure with per-symbol profiling on.
+        #[arg(long)]
+        profile: bool,
         #[arg(long)]
         json: bool,
     },
@@ -100,7 +106,12 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Cmd::Bench { images, runs, json } => match vmxsim::bench::run(&images, runs, json) {
+        Cmd::Bench { images, runs, cost_model, profile, json } => match vmxsim::bench::run(
+            &images,
+            runs,
+            json,
+            &ExecOptions { cost_model, profile, ..ExecOptions::default() },
+        ) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("vmxsim bench: {e}");

@@ -59,9 +59,19 @@ pub fn detect(image: &[u8]) -> Result<Format, LoadError> {
 
 /// Loads an image of the given format.
 pub fn load(m: &mut Machine, image: &[u8], format: Format, cmdline: &str) -> Result<(), LoadError> {
+    firmware_msrs(m);
     match format {
         Format::Boot => boot::load(m, image),
         Format::Elf => elf::load(m, image),
         Format::Multiboot => multiboot::load(m, image, cmdline),
+    }
+}
+
+/// What PC firmware does to MSRs before any loader runs: on a CPU with VMX it enables VMXON
+/// outside SMX in IA32_FEATURE_CONTROL and locks the MSR (as BIOSes, and Bochs' BIOS, do).
+fn firmware_msrs(m: &mut Machine) {
+    if m.model.has_feature(1, 0, 2, 5) {
+        use crate::arch::vmx_ctrl::feature_control::{LOCK, VMXON_OUTSIDE_SMX};
+        m.cpu.msr.feature_control = LOCK | VMXON_OUTSIDE_SMX;
     }
 }
