@@ -202,3 +202,38 @@ fn tiny_elf(code: &[u8]) -> Vec<u8> {
     v.extend_from_slice(code);
     v
 }
+
+#[test]
+fn single_step_traps_after_each_instruction_executed_with_tf() {
+    let mut code = vec![
+        0x9C, // pushfq
+        0x48, 0x81, 0x0C, 0x24, 0x00, 0x01, 0x00, 0x00, // or qword [rsp], 0x100
+        0x9D, // popfq            (TF set by it: no trap after it)
+        0x90, // nop              trap 1
+        0x90, // nop              trap 2
+        0x9C, // pushfq           trap 3
+        0x48, 0x81, 0x24, 0x24, 0xFF, 0xFE, 0xFF, 0xFF, // and qword [rsp], ~0x100   trap 4
+        0x9D, // popfq            trap 5 (TF was set when it started)
+        0x44, 0x88, 0xF8, // mov al, r15b
+        0xE6, 0xF4, // out 0xf4, al
+    ];
+    code.resize(0x100, 0x90);
+    // #DB handler: inc r15 ; iretq
+    code.extend_from_slice(&[0x49, 0xFF, 0xC7, 0x48, 0xCF]);
+    let mut m = machine64(&code);
+    set_gate(&mut m, 0x30000, 1, CODE + 0x100);
+    assert_eq!(m.run(10_000), StopReason::DebugExit(5));
+    assert_ne!(m.cpu.dr[6] & (1 << 14), 0, "DR6.BS");
+}
+
+#[test]
+fn x87_with_cr0_ts_raises_nm() {
+    // mov rax, cr0 ; or eax, 8 (TS) ; mov cr0, rax ; fld1 ; (handler writes 7 to 0xf4)
+    let mut code = vec![0x0F, 0x20, 0xC0, 0x83, 0xC8, 0x08, 0x0F, 0x22, 0xC0, 0xD9, 0xE8];
+    code.resize(0x100, 0x90);
+    code.extend_from_slice(&[0xB0, 0x07, 0xE6, 0xF4]); // mov al, 7 ; out 0xf4, al
+    let mut m = machine64(&code);
+    set_gate(&mut m, 0x30000, 7, CODE + 0x100);
+    assert_eq!(m.run(10_000), StopReason::DebugExit(7));
+    assert!(m.stats.unimplemented.is_empty(), "#NM comes before the unimplemented check");
+}

@@ -218,7 +218,44 @@ impl Machine {
                 // No interrupt source is modeled yet: a halt with IF=1 would wait forever.
                 return StopReason::Halted;
             }
-            self.run_block();
+            if self.cpu.rflags_ctl & crate::arch::x86::rflags::TF != 0 {
+                self.single_step();
+            } else {
+                self.run_block();
+            }
+        }
+    }
+
+    /// Executes one instruction with RFLAGS.TF set, then takes the single-step #DB trap
+    /// (DR6.BS set, RIP at the next instruction) as SDM 17.3.1.4 describes.
+    #[cold]
+    fn single_step(&mut self) {
+        let blk = match self.fetch_block() {
+            Ok(b) => b,
+            Err(f) => {
+                self.raise(f);
+                return;
+            }
+        };
+        let Some(d) = blk.insns.first() else { return };
+        let start = self.cpu.rip;
+        self.cpu.rip = start.wrapping_add(u64::from(d.len)) & self.cpu.ip_mask();
+        self.retire(1, u64::from(d.cost));
+        match (d.h)(self, d) {
+            Err(f) => {
+                self.cpu.rip = start;
+                self.retire_undo(1, u64::from(d.cost));
+                self.raise(f);
+            }
+            Ok(()) => {
+                if !self.mem.dirty_code.is_empty() {
+                    self.blocks.invalidate_dirty(&mut self.mem);
+                }
+                if self.stop.is_none() {
+                    self.cpu.dr[6] |= 1 << 14;
+                    self.raise(Fault::new(crate::arch::x86::vector::DB));
+                }
+            }
         }
     }
 

@@ -28,6 +28,75 @@ fn nop(_m: &mut Machine, _d: &DInsn) -> Result<(), Fault> {
     Ok(())
 }
 
+enum FpuKind {
+    None,
+    X87,
+    Simd,
+}
+
+/// Whether an (unimplemented) instruction is x87 or SSE/AVX, whose availability checks
+/// (CR0.EM/TS/MP, CR4.OSFXSR) come before anything else.
+fn fpu_kind(ins: &iced_x86::Instruction) -> FpuKind {
+    use iced_x86::CpuidFeature as F;
+    let f = ins.cpuid_features();
+    if f.iter().any(|c| matches!(c, F::FPU | F::FPU287 | F::FPU387 | F::FPU287XL_ONLY)) {
+        FpuKind::X87
+    } else if f.iter().any(|c| {
+        matches!(
+            c,
+            F::MMX
+                | F::SSE
+                | F::SSE2
+                | F::SSE3
+                | F::SSSE3
+                | F::SSE4_1
+                | F::SSE4_2
+                | F::AVX
+                | F::AVX2
+                | F::FMA
+                | F::F16C
+                | F::AES
+                | F::PCLMULQDQ
+                | F::FXSR
+                | F::XSAVE
+        )
+    }) {
+        FpuKind::Simd
+    } else {
+        FpuKind::None
+    }
+}
+
+/// x87 instructions: #NM when CR0.EM or CR0.TS is set (SDM 2.5); otherwise not modeled.
+fn x87(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
+    use crate::arch::x86::cr0;
+    if m.cpu.cr0 & (cr0::EM | cr0::TS) != 0 {
+        return Err(Fault::new(crate::arch::x86::vector::NM));
+    }
+    Err(m.unimplemented(d))
+}
+
+/// SSE/AVX/MMX/FXSAVE/XSAVE: #UD with CR0.EM, #NM with CR0.TS; otherwise not modeled.
+fn simd(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
+    use crate::arch::x86::cr0;
+    if m.cpu.cr0 & cr0::EM != 0 {
+        return Err(Fault::ud());
+    }
+    if m.cpu.cr0 & cr0::TS != 0 {
+        return Err(Fault::new(crate::arch::x86::vector::NM));
+    }
+    Err(m.unimplemented(d))
+}
+
+/// WAIT/FWAIT: #NM when CR0.TS and CR0.MP are both set; no x87 exceptions are pending.
+fn wait(m: &mut Machine, _d: &DInsn) -> Result<(), Fault> {
+    use crate::arch::x86::cr0;
+    if m.cpu.cr0 & (cr0::TS | cr0::MP) == cr0::TS | cr0::MP {
+        return Err(Fault::new(crate::arch::x86::vector::NM));
+    }
+    Ok(())
+}
+
 impl Machine {
     /// The effective address (offset within the segment) of the memory operand.
     #[inline(always)]
@@ -462,10 +531,15 @@ pub fn select(d: &mut DInsn, bitness: u32) {
             d.term = true;
             string::select(d)
         }
+        M::Wait => wait,
         _ => {
             // Ends its block so `cpu.rip` is exact when the #UD is counted and reported.
             d.term = true;
-            unimpl
+            match fpu_kind(&ins) {
+                FpuKind::X87 => x87,
+                FpuKind::Simd => simd,
+                FpuKind::None => unimpl,
+            }
         }
     };
     d.h = h;
