@@ -83,7 +83,12 @@ pub struct Block {
     /// The linear RIP the block was decoded at.
     pub rip: u64,
     pub insns: Vec<DInsn>,
+    /// The profile row shared by every instruction of the block, or `MIXED_ROWS`.
+    pub sym: u32,
 }
+
+/// `Block::sym` of a block whose instructions belong to different profile rows.
+pub const MIXED_ROWS: u32 = u32::MAX;
 
 #[derive(Default)]
 pub(crate) struct FxHasher(u64);
@@ -235,7 +240,9 @@ impl Machine {
         if insns.is_empty() {
             insns.push(self.priced(build(&Instruction::default(), bitness), pa));
         }
-        let blk = Rc::new(Block { rip: self.cpu.rip, insns });
+        let first = insns[0].sym;
+        let sym = if insns.iter().all(|d| d.sym == first) { first } else { MIXED_ROWS };
+        let blk = Rc::new(Block { rip: self.cpu.rip, insns, sym });
         if cacheable {
             let k = key(pa, bitness);
             self.mem.mark_code(pa);

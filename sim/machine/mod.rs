@@ -269,6 +269,20 @@ impl Machine {
         }
     }
 
+    /// Runs a block with profiling on: a block whose instructions share one profile row
+    /// (the common case) runs the plain loop and is charged once; others are charged per
+    /// instruction.
+    #[inline(never)]
+    fn run_block_profiled(&mut self, blk: &decode::Block) -> bool {
+        if blk.sym == decode::MIXED_ROWS {
+            return false;
+        }
+        let before = self.mcycles;
+        self.exec_block::<false>(blk);
+        self.charge(blk.sym, self.mcycles.wrapping_sub(before));
+        true
+    }
+
     /// The block loop. With `PROFILE` each instruction's cost, including what its handler
     /// added (taken branches, string iterations, exception delivery), is charged to its
     /// symbol row; without it the loop only sums precomputed prices.
@@ -285,6 +299,14 @@ impl Machine {
                 return;
             }
         };
+        if PROFILE && self.run_block_profiled(&blk) {
+            return;
+        }
+        self.exec_block::<PROFILE>(&blk);
+    }
+
+    #[inline(always)]
+    fn exec_block<const PROFILE: bool>(&mut self, blk: &decode::Block) {
         let mask = self.cpu.ip_mask();
         // Instructions and their prices retired in this block, added to the counters before
         // any instruction that ends the block (so RDTSC, which ends its block, sees every
