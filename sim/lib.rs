@@ -12,6 +12,7 @@ pub mod bench;
 pub mod config;
 pub mod cpu_model;
 pub mod exec;
+pub mod hv;
 pub mod loader;
 pub mod machine;
 pub mod testkit;

@@ -134,6 +134,8 @@ pub struct Cpu {
     pub msr: Msrs,
     /// Interrupts are inhibited for one instruction after STI / MOV SS.
     pub interrupt_shadow: bool,
+    /// The shadow comes from MOV SS / POP SS (blocking by MOV SS), not STI.
+    pub movss_shadow: bool,
     pub halted: bool,
 }
 
@@ -194,6 +196,7 @@ impl Cpu {
             tsc: 0,
             msr: Msrs { pat: 0x0007_0406_0007_0406, apic_base: 0xFEE0_0900, ..Default::default() },
             interrupt_shadow: false,
+            movss_shadow: false,
             halted: false,
         }
     }

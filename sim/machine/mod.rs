@@ -218,8 +218,18 @@ impl Machine {
                 // No interrupt source is modeled yet: a halt with IF=1 would wait forever.
                 return StopReason::Halted;
             }
-            if self.cpu.rflags_ctl & crate::arch::x86::rflags::TF != 0 {
-                self.single_step();
+            if !self.mem.dirty_code.is_empty() {
+                // Code written outside the run loop (loaders, firmware, tests) since last time.
+                self.blocks.invalidate_dirty(&mut self.mem);
+            }
+            if self.cpu.interrupt_shadow {
+                // The instruction after STI / MOV SS runs alone, with the shadow in place;
+                // then the shadow ends.
+                self.single_step(false);
+                self.cpu.interrupt_shadow = false;
+                self.cpu.movss_shadow = false;
+            } else if self.cpu.rflags_ctl & crate::arch::x86::rflags::TF != 0 {
+                self.single_step(true);
             } else {
                 self.run_block();
             }
@@ -229,7 +239,8 @@ impl Machine {
     /// Executes one instruction with RFLAGS.TF set, then takes the single-step #DB trap
     /// (DR6.BS set, RIP at the next instruction) as SDM 17.3.1.4 describes.
     #[cold]
-    fn single_step(&mut self) {
+    fn single_step(&mut self, trap: bool) {
+        let trap = trap && self.cpu.rflags_ctl & crate::arch::x86::rflags::TF != 0;
         let blk = match self.fetch_block() {
             Ok(b) => b,
             Err(f) => {
@@ -251,7 +262,7 @@ impl Machine {
                 if !self.mem.dirty_code.is_empty() {
                     self.blocks.invalidate_dirty(&mut self.mem);
                 }
-                if self.stop.is_none() {
+                if trap && self.stop.is_none() {
                     self.cpu.dr[6] |= 1 << 14;
                     self.raise(Fault::new(crate::arch::x86::vector::DB));
                 }

@@ -30,6 +30,12 @@ pub fn boot_dir() -> PathBuf {
     manifest_dir().join("tests").join("boot")
 }
 
+/// `tests/vmx/`: the VMX oracle images, their `inc/` files and golden
+/// outputs (they also include files from `tests/boot/inc/`).
+pub fn vmx_dir() -> PathBuf {
+    manifest_dir().join("tests").join("vmx")
+}
+
 /// The `=== BEGIN NAME ===\n` marker line.
 pub fn begin_marker(name: &str) -> String {
     format!("=== BEGIN {name} ===\n")
@@ -180,8 +186,14 @@ pub fn vmxsim_timeout(default: Duration) -> Duration {
 /// Runs `vmxsim exec --format boot IMAGE` (binary `vmxsim_bin`), outputs in
 /// `dir`.
 pub fn run_vmxsim(vmxsim_bin: &Path, image: &Path, dir: &Path, timeout: Duration) -> ProcOutput {
+    run_vmxsim_with(vmxsim_bin, image, dir, timeout, &[])
+}
+
+/// Like [`run_vmxsim`], with extra `exec` options (e.g. `--cpu haswell`).
+#[allow(dead_code)]
+pub fn run_vmxsim_with(vmxsim_bin: &Path, image: &Path, dir: &Path, timeout: Duration, extra: &[&str]) -> ProcOutput {
     let mut cmd = Command::new(vmxsim_bin);
-    cmd.arg("exec").arg("--format").arg("boot").arg(image);
+    cmd.arg("exec").arg("--format").arg("boot").args(extra).arg(image);
     run_with_timeout(cmd, dir, timeout).unwrap_or_else(|e| panic!("running {}: {e}", vmxsim_bin.display()))
 }
 
@@ -210,4 +222,43 @@ pub fn diff(expected_label: &str, expected: &[u8], actual_label: &str, actual: &
     }
     s.push_str(&format!("--- {expected_label} ---\n{e}--- {actual_label} ---\n{a}--- end ---\n"));
     s
+}
+
+/// Like [`assemble`], but with the given include directories (in search
+/// order) instead of `tests/boot/` alone. The VMX images use
+/// `[boot_dir(), vmx_dir()]`: `inc/boot.inc` etc. come from `tests/boot/inc/`,
+/// `inc/vmx*.inc` from `tests/vmx/inc/`.
+pub fn assemble_with_includes(src: &Path, out: &Path, include_dirs: &[PathBuf], defines: &[(&str, &str)]) -> Vec<u8> {
+    let nasm = nasm();
+    if let Some(parent) = out.parent() {
+        fs::create_dir_all(parent).expect("create output directory");
+    }
+    let mut cmd = Command::new(&nasm);
+    cmd.arg("-f").arg("bin");
+    for dir in include_dirs {
+        let mut inc = dir.clone().into_os_string();
+        inc.push("/");
+        cmd.arg("-i").arg(inc);
+    }
+    for (k, v) in defines {
+        cmd.arg(format!("-D{k}={v}"));
+    }
+    cmd.arg("-o").arg(out).arg(src);
+    let o = cmd.output().unwrap_or_else(|e| panic!("running {}: {e}", nasm.display()));
+    if !o.status.success() {
+        panic!(
+            "nasm failed on {} ({}):\n{}{}",
+            src.display(),
+            o.status,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let bytes = fs::read(out).expect("read nasm output");
+    assert!(
+        bytes.len() >= 512 && bytes[510] == 0x55 && bytes[511] == 0xAA,
+        "{}: not a boot image (no 0x55AA at offset 510)",
+        src.display()
+    );
+    bytes
 }

@@ -295,6 +295,12 @@ pub fn int(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     if kind == EventKind::Software && m.firmware_service(vec) {
         return Ok(());
     }
+    if m.vmx.non_root
+        && kind != EventKind::Software
+        && m.vmx_soft_exception_exit(d, vec, kind == EventKind::PrivilegedSoftware)
+    {
+        return Ok(());
+    }
     m.charge_class(super::super::cost::CostClass::ExceptionDelivery);
     m.deliver(vec, None, kind)
 }

@@ -79,6 +79,7 @@ fn mov_to_sreg(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     m.load_data_seg(seg, v)?;
     if seg == SS {
         m.cpu.interrupt_shadow = true;
+        m.cpu.movss_shadow = true;
     }
     Ok(())
 }
@@ -212,6 +213,7 @@ pub fn pop(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
         m.pop(size)?;
         if seg == SS {
             m.cpu.interrupt_shadow = true;
+            m.cpu.movss_shadow = true;
         }
         return Ok(());
     }

@@ -356,6 +356,8 @@ pub fn select(d: &mut DInsn, bitness: u32) {
         }
         M::Pop => {
             d.aux = ins.stack_pointer_increment() as u32;
+            // POP SS starts an interrupt shadow, which the run loop handles between blocks.
+            d.term |= d.k[0] == OpK::Other;
             data::pop
         }
         M::Pushf | M::Pushfd | M::Pushfq => {

@@ -622,11 +622,12 @@ pub fn smsw(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
 
 pub fn lmsw(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     m.require_cpl0()?;
-    let v = m.rd_op(d, 0, 2)? & 0xF;
+    let src = m.rd_op(d, 0, 2)?;
+    let v = src & 0xF;
     // LMSW can set PE but never clear it.
     let mut new = (m.cpu.cr0 & !0xE) | v | (m.cpu.cr0 & cr0::PE);
     if m.vmx.non_root {
-        match m.vmx_lmsw(d, v, new) {
+        match m.vmx_lmsw(d, src, new) {
             Some(n) => new = n,
             None => return Ok(()),
         }

@@ -491,6 +491,7 @@ impl Machine {
         c.set_rflags(vals[5]);
         c.cpl = ((c.seg[SS].attr >> 5) & 3) as u8;
         c.interrupt_shadow = vals[17] & u64::from(ib::GUEST_INTR_STATE_STI | ib::GUEST_INTR_STATE_MOV_SS) != 0;
+        c.movss_shadow = vals[17] & u64::from(ib::GUEST_INTR_STATE_MOV_SS) != 0;
         c.halted = vals[18] as u32 == activity::GUEST_ACTIVITY_HLT;
         c.update_mode();
         self.tlb.flush_all();

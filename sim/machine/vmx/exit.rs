@@ -159,9 +159,12 @@ impl Machine {
         v.set(f::GUEST_SYSENTER_CS, c.msr.sysenter_cs);
         v.set(f::GUEST_SYSENTER_ESP, c.msr.sysenter_esp);
         v.set(f::GUEST_SYSENTER_EIP, c.msr.sysenter_eip);
-        let mut intr = v.get(f::GUEST_INTERRUPTIBILITY_INFO) as u32 & (ib::GUEST_INTR_STATE_NMI);
-        if c.interrupt_shadow {
-            intr |= if c.rflags_ctl & rflags::IF != 0 { ib::GUEST_INTR_STATE_STI } else { ib::GUEST_INTR_STATE_MOV_SS };
+        // Blocking by STI / MOV SS: the shadow lasts for the one instruction after them.
+        let mut intr = v.get(f::GUEST_INTERRUPTIBILITY_INFO) as u32 & ib::GUEST_INTR_STATE_NMI;
+        if c.movss_shadow {
+            intr |= ib::GUEST_INTR_STATE_MOV_SS;
+        } else if c.interrupt_shadow {
+            intr |= ib::GUEST_INTR_STATE_STI;
         }
         v.set(f::GUEST_INTERRUPTIBILITY_INFO, u64::from(intr));
         let act = if c.halted { activity::GUEST_ACTIVITY_HLT } else { activity::GUEST_ACTIVITY_ACTIVE };
@@ -254,6 +257,7 @@ impl Machine {
         c.set_rflags(rflags::FIXED1);
         c.cpl = 0;
         c.interrupt_shadow = false;
+        c.movss_shadow = false;
         c.halted = false;
         c.update_mode();
         self.tlb.flush_all();
@@ -344,6 +348,26 @@ impl Machine {
         true
     }
 
+    /// INT3 / INTO / INT1 in non-root operation: the exception bitmap decides (software
+    /// exceptions are type 6, INT1 is a privileged software exception, type 5).
+    #[cold]
+    pub(crate) fn vmx_soft_exception_exit(&mut self, d: &DInsn, vec: u8, privileged: bool) -> bool {
+        let bitmap = self.vmcs(f::EXCEPTION_BITMAP) as u32;
+        if bitmap >> vec & 1 == 0 {
+            return false;
+        }
+        let ty = if privileged { intr_info::TYPE_PRIV_SW_EXCEPTION } else { intr_info::TYPE_SOFT_EXCEPTION };
+        let info = u32::from(vec) | (ty << intr_info::TYPE_SHIFT) | intr_info::VALID;
+        let rip = self.cpu.rip.wrapping_sub(u64::from(d.len)) & self.cpu.ip_mask();
+        self.cpu.rip = rip;
+        self.retire_undo(1, u64::from(d.cost));
+        self.vmx.set(f::VM_EXIT_INSTRUCTION_LEN, u64::from(d.len));
+        self.vmx.set(f::VM_EXIT_INTR_INFO, u64::from(info));
+        self.vmx.set(f::IDT_VECTORING_INFO_FIELD, 0);
+        self.vm_exit(r::EXCEPTION_NMI, 0);
+        true
+    }
+
     /// A triple fault in the guest exits (reason 2) instead of shutting down.
     #[cold]
     pub(crate) fn vmx_triple_fault_exit(&mut self) {
@@ -398,7 +422,23 @@ impl Machine {
         if d.k.contains(&OpK::Imm) {
             q |= io::OPERAND_IMMEDIATE;
         }
-        self.exit_insn(d, r::IO_INSTRUCTION, q);
+        let mut info = 0;
+        if string {
+            // INS/OUTS information (IA32_VMX_BASIC bit 54): address size and, for OUTS,
+            // the source segment; the guest-linear address of the memory operand.
+            let asz = match d.m.amask {
+                0xFFFF => 0,
+                0xFFFF_FFFF => 1,
+                _ => 2,
+            };
+            let (seg, off) =
+                if input { (super::super::cpu::ES, self.cpu.gpr[7]) } else { (d.m.seg as usize, self.cpu.gpr[6]) };
+            info = (asz << ii::ADDR_SIZE_SHIFT) | ((seg as u32) << ii::SEGMENT_SHIFT);
+            let off = off & d.m.amask;
+            let lin = self.lin_addr(seg, off, size, input).unwrap_or(self.cpu.seg[seg].base.wrapping_add(off));
+            self.vmx.set(f::GUEST_LINEAR_ADDRESS, lin);
+        }
+        self.exit_insn_info(d, r::IO_INSTRUCTION, q, info);
         true
     }
 
@@ -540,8 +580,9 @@ impl Machine {
         let mask = self.vmcs(f::CR0_GUEST_HOST_MASK);
         let shadow = self.vmcs(f::CR0_READ_SHADOW);
         let low = 0xF & mask;
+        // Only bits 3:0 of the source matter; the qualification reports all 16.
         let pe_set = mask & cr0::PE != 0 && shadow & cr0::PE == 0 && src & cr0::PE != 0;
-        if pe_set || (src ^ shadow) & low & !cr0::PE != 0 {
+        if pe_set || (src ^ shadow) & low & !cr0::PE & 0xF != 0 {
             use exit_qual::cr as q;
             let mut qual = (q::TYPE_LMSW << q::ACCESS_TYPE_SHIFT) | ((src & 0xFFFF) << q::LMSW_SOURCE_SHIFT);
             if d.k[0] == OpK::Mem {

@@ -361,6 +361,10 @@ pub fn vmlaunch(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
         m.vm_fail_invalid();
         return Ok(());
     }
+    if m.cpu.movss_shadow {
+        m.vm_fail(26);
+        return Ok(());
+    }
     let launched = m.vmx.launched(cur).unwrap_or(false);
     if launch && launched {
         m.vm_fail(4);

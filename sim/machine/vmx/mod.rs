@@ -37,8 +37,7 @@
 //! - VM-exit: load IA32_PERF_GLOBAL_CTRL (12), clear IA32_BNDCFGS (23) and everything from
 //!   bit 24 up (PT, LBR, CET, PKRS, secondary controls): none of that state is modeled;
 //! - VM-entry: load IA32_PERF_GLOBAL_CTRL (13) and everything from bit 16 up;
-//! - IA32_VMX_BASIC: dual-monitor treatment of SMIs (49, no SMM) and INS/OUTS
-//!   instruction-information reporting (54);
+//! - IA32_VMX_BASIC: dual-monitor treatment of SMIs (49, no SMM);
 //! - IA32_VMX_MISC: activity states shutdown (7) and wait-for-SIPI (8), Intel PT in VMX (14)
 //!   and RDMSR of IA32_SMBASE in SMM (15);
 //! - IA32_VMX_EPT_VPID_CAP and IA32_VMX_VMFUNC read as 0 (no EPT, VPID or VM functions).
@@ -189,7 +188,7 @@ impl Caps {
             msrs[idx(m)] = keep_hi(msrs[idx(m)], ok);
         }
         use vmx_ctrl::{vmx_basic as vb, vmx_misc as vm};
-        msrs[idx(vmsr::IA32_VMX_BASIC)] &= !(vb::DUAL_MONITOR | vb::INOUT);
+        msrs[idx(vmsr::IA32_VMX_BASIC)] &= !vb::DUAL_MONITOR;
         msrs[idx(vmsr::IA32_VMX_MISC)] &=
             !(vm::ACTIVITY_SHUTDOWN | vm::ACTIVITY_WAIT_SIPI | vm::INTEL_PT | vm::RDMSR_IN_SMM);
         msrs[idx(vmsr::IA32_VMX_EPT_VPID_CAP)] = 0;
@@ -270,11 +269,10 @@ pub struct Vmx {
     pub current: u64,
     cache: Vec<Vmcs>,
     pub caps: Caps,
-    /// Cycle count at which the VMX-preemption timer expires (`u64::MAX`: not armed).
+    /// Millicycle count at which the VMX-preemption timer expires (`u64::MAX`: not armed).
     pub deadline: u64,
     /// CR2 before a #PF raised in VMX non-root operation (a #PF that exits leaves CR2).
     pub(crate) pf_old_cr2: u64,
-    /// Exits taken by reason (basic exit reason).
     observer: Option<VmxObserver>,
 }
 
