@@ -245,7 +245,8 @@ impl Machine {
         let blk = Rc::new(Block { rip: self.cpu.rip, insns, sym });
         if cacheable {
             let k = key(pa, bitness);
-            self.mem.mark_code(pa);
+            let len: u64 = blk.insns.iter().map(|d| u64::from(d.len)).sum();
+            self.mem.mark_code(pa, len);
             self.blocks.map.insert(k, Rc::clone(&blk));
             self.blocks.by_page.entry(pa >> 12).or_default().push(k);
         }

@@ -1,6 +1,8 @@
-//! Guest-physical memory: a flat byte array plus a per-page "holds decoded code" mark so
-//! writes into code pages invalidate the decoded-block cache (self-modifying code stays
-//! correct at the cost of one byte load per store).
+//! Guest-physical memory: a flat byte array plus, per page, a mask of the 64-byte lines that
+//! hold decoded code, so a store into decoded code invalidates the decoded-block cache
+//! (self-modifying code stays correct at the cost of one load and test per store) while
+//! stores to data that shares a page with code — common in small images and hypervisor
+//! stubs — cost nothing more.
 
 /// Page size used for code tracking and paging.
 pub const PAGE_SHIFT: u64 = 12;
@@ -8,8 +10,8 @@ pub const PAGE_SIZE: u64 = 1 << PAGE_SHIFT;
 
 pub struct PhysMem {
     ram: Vec<u8>,
-    /// Nonzero for pages that some cached decoded block was decoded from.
-    code_page: Vec<u8>,
+    /// Per page, bit i set when bytes [64i, 64i+64) hold code of a cached decoded block.
+    code_lines: Vec<u64>,
     /// Pages written while marked as code; drained by the block cache.
     pub dirty_code: Vec<u64>,
 }
@@ -17,7 +19,7 @@ pub struct PhysMem {
 impl PhysMem {
     pub fn new(size: usize) -> Self {
         let size = size.next_multiple_of(PAGE_SIZE as usize);
-        PhysMem { ram: vec![0; size], code_page: vec![0; size >> PAGE_SHIFT], dirty_code: Vec::new() }
+        PhysMem { ram: vec![0; size], code_lines: vec![0; size >> PAGE_SHIFT], dirty_code: Vec::new() }
     }
 
     pub fn size(&self) -> u64 {
@@ -58,11 +60,12 @@ impl PhysMem {
         if let Some(b) = self.ram.get_mut(p..p + N) {
             b.copy_from_slice(&v.to_le_bytes()[..N]);
             let pg = p >> PAGE_SHIFT;
-            if self.code_page[pg] != 0 {
-                self.note_code_write(pg);
+            let lines = self.code_lines[pg];
+            if lines != 0 {
+                self.check_code_write(p, N);
             }
-            if N > 1 && (p + N - 1) >> PAGE_SHIFT != pg && self.code_page[pg + 1] != 0 {
-                self.note_code_write(pg + 1);
+            if N > 1 && (p + N - 1) >> PAGE_SHIFT != pg && self.code_lines[pg + 1] != 0 {
+                self.check_code_write(p, N);
             }
         } else {
             for i in 0..N as u64 {
@@ -76,21 +79,34 @@ impl PhysMem {
         let p = pa as usize;
         if let Some(b) = self.ram.get_mut(p) {
             *b = v;
-            if self.code_page[p >> PAGE_SHIFT] != 0 {
-                self.note_code_write(p >> PAGE_SHIFT);
+            if self.code_lines[p >> PAGE_SHIFT] != 0 {
+                self.check_code_write(p, 1);
             }
         }
     }
 
-    #[cold]
-    fn note_code_write(&mut self, pg: usize) {
-        self.code_page[pg] = 0;
-        self.dirty_code.push(pg as u64);
+    /// A store of `len` bytes at `p` touched a page with code: if it hit a code line, queue
+    /// the page so its decoded blocks are dropped.
+    #[inline(never)]
+    fn check_code_write(&mut self, p: usize, len: usize) {
+        let (first, last) = (p >> 6, (p + len - 1) >> 6);
+        for line in first..=last {
+            let pg = line >> 6;
+            if pg < self.code_lines.len() && self.code_lines[pg] >> (line & 63) & 1 != 0 {
+                self.code_lines[pg] = 0;
+                self.dirty_code.push(pg as u64);
+            }
+        }
     }
 
-    pub fn mark_code(&mut self, pa: u64) {
-        if let Some(c) = self.code_page.get_mut((pa >> PAGE_SHIFT) as usize) {
-            *c = 1;
+    /// Marks `[pa, pa+len)` as holding decoded code (within one page).
+    pub fn mark_code(&mut self, pa: u64, len: u64) {
+        let pg = (pa >> PAGE_SHIFT) as usize;
+        let Some(c) = self.code_lines.get_mut(pg) else { return };
+        let first = (pa & 0xFFF) >> 6;
+        let last = ((pa & 0xFFF) + len.max(1) - 1).min(0xFFF) >> 6;
+        for line in first..=last {
+            *c |= 1 << line;
         }
     }
 
@@ -106,12 +122,8 @@ impl PhysMem {
         }
         let p = pa as usize;
         self.ram[p..p + bytes.len()].copy_from_slice(bytes);
-        let first = p >> PAGE_SHIFT;
-        let last = (p + bytes.len().max(1) - 1) >> PAGE_SHIFT;
-        for pg in first..=last {
-            if self.code_page[pg] != 0 {
-                self.note_code_write(pg);
-            }
+        if !bytes.is_empty() {
+            self.check_code_write(p, bytes.len());
         }
         true
     }

@@ -30,21 +30,33 @@ struct TlbEntry {
     global: bool,
 }
 
-/// The software TLB.
+/// The software TLB. A full flush (every VM entry and exit without VPID, MOV CR3, paging
+/// changes) bumps an epoch folded into the tags' top 12 bits instead of clearing 1024
+/// entries; the array is really cleared only when the epoch wraps.
 pub struct Tlb {
     e: Box<[TlbEntry]>,
+    /// `epoch << 52`, or-ed into every tag (linear page numbers + 1 fit in 52 bits).
+    salt: u64,
 }
 
 impl Default for Tlb {
     fn default() -> Self {
-        Tlb { e: vec![TlbEntry::default(); TLB_SIZE].into_boxed_slice() }
+        Tlb { e: vec![TlbEntry::default(); TLB_SIZE].into_boxed_slice(), salt: 0 }
     }
 }
 
 impl Tlb {
+    #[inline(always)]
+    fn tag(&self, vpn: u64) -> u64 {
+        (vpn.wrapping_add(1) & ((1 << 52) - 1)) | self.salt
+    }
+
     /// Drops every entry.
     pub fn flush_all(&mut self) {
-        self.e.fill(TlbEntry::default());
+        self.salt = self.salt.wrapping_add(1 << 52);
+        if self.salt == 0 {
+            self.e.fill(TlbEntry::default());
+        }
     }
     /// Drops the non-global entries (MOV CR3 with CR4.PGE).
     pub fn flush_nonglobal(&mut self) {
@@ -57,8 +69,9 @@ impl Tlb {
     /// Drops the entry for one linear address (INVLPG).
     pub fn flush_page(&mut self, lin: u64) {
         let vpn = lin >> 12;
+        let tag = self.tag(vpn);
         let e = &mut self.e[(vpn as usize) & (TLB_SIZE - 1)];
-        if e.tag == vpn.wrapping_add(1) {
+        if e.tag == tag {
             *e = TlbEntry::default();
         }
     }
@@ -89,7 +102,7 @@ impl Machine {
         let vpn = lin >> 12;
         let e = &self.tlb.e[(vpn as usize) & (TLB_SIZE - 1)];
         let bit = 1u8 << (acc as u8 + 3 * u8::from(user));
-        if e.tag == vpn.wrapping_add(1) && e.ok & bit != 0 {
+        if e.tag == self.tlb.tag(vpn) && e.ok & bit != 0 {
             return Ok(e.pbase | (lin & 0xFFF));
         }
         self.translate_slow(lin, acc, user)
@@ -141,8 +154,8 @@ impl Machine {
             }
         }
         let vpn = lin >> 12;
-        self.tlb.e[(vpn as usize) & (TLB_SIZE - 1)] =
-            TlbEntry { tag: vpn.wrapping_add(1), pbase: walk.pbase, ok, global: walk.global };
+        let tag = self.tlb.tag(vpn);
+        self.tlb.e[(vpn as usize) & (TLB_SIZE - 1)] = TlbEntry { tag, pbase: walk.pbase, ok, global: walk.global };
         Ok(walk.pbase | (lin & 0xFFF))
     }
 

@@ -77,6 +77,9 @@ pub struct Vmcs {
     pub launched: bool,
     /// The shadow-VMCS indicator of the region.
     pub shadow: bool,
+    /// Passed the VM-entry consistency checks and not written by VMWRITE since: like
+    /// VMCS-caching processors (Westmere and later), the next entry skips the checks.
+    pub checked: bool,
 }
 
 /// VMCSes kept in the cache before the least recently loaded is written back.
@@ -255,7 +258,23 @@ fn width_bytes(w: FieldWidth) -> u64 {
 /// Position of a FULL encoding in [`VMCS_FIELDS`] (callers pass known constants).
 #[inline]
 pub(crate) fn fi(enc: u32) -> usize {
-    VMCS_FIELDS.binary_search_by_key(&enc, |x| x.encoding).unwrap_or(0)
+    // A direct table over the 15 meaningful encoding bits (VMREAD/VMWRITE and every VM
+    // entry and exit look fields up, so this is hot); unknown encodings map to entry 0 as
+    // the binary search this replaces did.
+    static TABLE: std::sync::OnceLock<Box<[u16]>> = std::sync::OnceLock::new();
+    let t = TABLE.get_or_init(|| {
+        let mut t = vec![0u16; 1 << 15].into_boxed_slice();
+        for (i, f) in VMCS_FIELDS.iter().enumerate() {
+            if let Some(slot) = t.get_mut(f.encoding as usize) {
+                *slot = i as u16;
+            }
+        }
+        t
+    });
+    if enc >> 15 != 0 {
+        return 0;
+    }
+    usize::from(t[enc as usize])
 }
 
 /// The VMX state of the logical processor.
@@ -268,6 +287,8 @@ pub struct Vmx {
     /// The current-VMCS pointer; `u64::MAX` when there is none.
     pub current: u64,
     cache: Vec<Vmcs>,
+    /// Index in `cache` where the current VMCS was last found.
+    cur_hint: std::cell::Cell<usize>,
     pub caps: Caps,
     /// Millicycle count at which the VMX-preemption timer expires (`u64::MAX`: not armed).
     pub deadline: u64,
@@ -295,6 +316,7 @@ impl Vmx {
             vmxon_ptr: u64::MAX,
             current: u64::MAX,
             cache: Vec::new(),
+            cur_hint: std::cell::Cell::new(0),
             caps: Caps::new(model),
             deadline: u64::MAX,
             pf_old_cr2: 0,
@@ -312,18 +334,42 @@ impl Vmx {
         if self.current == u64::MAX {
             return None;
         }
-        self.cache.iter().find(|v| v.addr == self.current)
+        // The slot found last time is almost always still the one.
+        let hint = self.cur_hint.get();
+        if let Some(v) = self.cache.get(hint) {
+            if v.addr == self.current {
+                return Some(v);
+            }
+        }
+        let i = self.cache.iter().position(|v| v.addr == self.current)?;
+        self.cur_hint.set(i);
+        self.cache.get(i)
     }
 
     fn cur_mut(&mut self) -> Option<&mut Vmcs> {
         let c = self.current;
-        self.cache.iter_mut().find(|v| v.addr == c)
+        let hint = self.cur_hint.get();
+        let i = if self.cache.get(hint).is_some_and(|v| v.addr == c) {
+            hint
+        } else {
+            let i = self.cache.iter().position(|v| v.addr == c)?;
+            self.cur_hint.set(i);
+            i
+        };
+        self.cache.get_mut(i)
     }
 
     /// Reads a field of the current VMCS by FULL encoding (0 without a current VMCS).
     #[inline]
     pub fn get(&self, enc: u32) -> u64 {
         self.cur().map_or(0, |v| v.vals[fi(enc)])
+    }
+
+    /// Marks the current VMCS as having passed the VM-entry checks.
+    pub(crate) fn set_checked(&mut self) {
+        if let Some(v) = self.cur_mut() {
+            v.checked = true;
+        }
     }
 
     /// Writes a field of the current VMCS, truncated to its width.
@@ -416,7 +462,7 @@ impl Machine {
             };
         }
         let launched = self.mem.read::<1>(addr + LAUNCH_OFFSET) & 1 != 0;
-        self.vmx.cache.push(Vmcs { addr, vals, launched, shadow: rev >> 31 != 0 });
+        self.vmx.cache.push(Vmcs { addr, vals, launched, shadow: rev >> 31 != 0, checked: false });
         self.vmx.cache.len() - 1
     }
 
@@ -457,6 +503,7 @@ impl Machine {
             val & vmcs_fields::width_mask(vmcs_fields::width_of(full))
         };
         self.vmx.cache[slot].vals[i] = new;
+        self.vmx.cache[slot].checked = false;
     }
 
     pub(crate) fn vmcs_slot(&self, addr: u64) -> Option<usize> {
