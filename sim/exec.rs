@@ -73,6 +73,9 @@ pub struct ExecReport {
     /// Exceptions delivered, by vector name.
     pub exceptions: BTreeMap<String, u64>,
     /// VM exits (VM-entry failures included), by exit-reason name (e.g. "CPUID").
+    /// Cycles from each VM exit to the next VM entry (handling plus both transitions), by
+    /// exit reason.
+    pub vm_exit_cycles: BTreeMap<String, u64>,
     pub vm_exits: BTreeMap<String, u64>,
     /// With `--profile`: cycles by level and symbol, summing exactly to `cycles`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -219,16 +222,8 @@ pub fn report(m: &Machine, format: Format, cpu: &str, stop: StopReason) -> ExecR
             .iter()
             .map(|(v, n)| (format!("{} ({v})", crate::arch::x86::vector::name(*v)), *n))
             .collect(),
-        vm_exits: m
-            .stats
-            .vm_exits
-            .iter()
-            .map(|(r, n)| {
-                let name =
-                    crate::arch::exit_reason::name(*r as u16).map_or_else(|| format!("REASON_{r}"), str::to_string);
-                (name, *n)
-            })
-            .collect(),
+        vm_exits: m.stats.vm_exits.iter().map(|(r, n)| (reason_name(*r), *n)).collect(),
+        vm_exit_cycles: m.stats.exit_mcycles.iter().map(|(r, mc)| (reason_name(*r), mc / 1000)).collect(),
         output_bytes: m.devices.output.clone(),
         profile: profile_rows(m),
         cost_model: String::from("unit"),
@@ -246,4 +241,9 @@ pub fn profile_table(rows: &[ProfileRow], total: u64) -> String {
     }
     let _ = writeln!(out, "{:>5}  {:<40} {:>14} {:>6.2}%", "", "total", total, 100.0);
     out
+}
+
+/// An exit reason's uapi name ("CPUID"), or REASON_n for one without a name.
+fn reason_name(r: u32) -> String {
+    crate::arch::exit_reason::name(r as u16).map_or_else(|| format!("REASON_{r}"), str::to_string)
 }

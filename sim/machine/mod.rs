@@ -129,6 +129,11 @@ pub struct Stats {
     pub blocks_decoded: u64,
     /// VM exits (including VM-entry failures), by basic exit reason.
     pub vm_exits: BTreeMap<u32, u64>,
+    /// Millicycles from each VM exit to the next VM entry (the exit's handling, including
+    /// the exit and entry transitions themselves), by basic exit reason.
+    pub exit_mcycles: BTreeMap<u32, u64>,
+    /// The exit being handled: (basic reason, millicycles before the exit was charged).
+    pub(crate) open_exit: Option<(u32, u64)>,
 }
 
 /// The simulated machine.

@@ -85,6 +85,9 @@ impl Machine {
             self.vmcs_set_launched(vmcs, true);
         }
         self.vmx.set_checked();
+        if let Some((reason, started)) = self.stats.open_exit.take() {
+            *self.stats.exit_mcycles.entry(reason).or_insert(0) += self.mcycles - started;
+        }
         self.vmx.non_root = true;
         self.vmx.set(f::VM_INSTRUCTION_ERROR, 0);
         self.vmx_event(VmxEvent::Entry { vmcs, launch });

@@ -56,7 +56,9 @@ impl Machine {
     #[inline(never)]
     pub fn vm_exit(&mut self, reason: u32, qualification: u64) {
         let vmcs = self.vmx.current;
+        let started = self.mcycles;
         self.charge_class(super::super::cost::CostClass::VmExit);
+        self.stats.open_exit = Some((reason & 0xFFFF, started));
         self.vmx.set(f::VM_EXIT_REASON, u64::from(reason));
         self.vmx.set(f::EXIT_QUALIFICATION, qualification);
         *self.stats.vm_exits.entry(reason & 0xFFFF).or_insert(0) += 1;
