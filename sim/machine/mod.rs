@@ -69,6 +69,20 @@ impl Fault {
     pub fn ud() -> Self {
         Fault::new(crate::arch::x86::vector::UD)
     }
+
+    /// Not an exception: a VM exit (an EPT violation or misconfiguration) was taken in the
+    /// middle of an instruction or of event delivery. Handlers propagate it with `?` like any
+    /// fault, so the instruction does not complete and the run loop puts RIP back at its
+    /// start; [`Machine::raise`] then performs the pending VM exit (recorded in the VMX
+    /// unit) instead of delivering anything. No architectural exception has this shape
+    /// (vector 255 with an error code).
+    pub const VM_EXIT: Fault = Fault { vector: 0xFF, has_error: true, code: u32::MAX };
+
+    /// Whether this is [`Fault::VM_EXIT`].
+    #[inline]
+    pub fn is_vm_exit(&self) -> bool {
+        *self == Fault::VM_EXIT
+    }
 }
 
 impl std::fmt::Display for Fault {
@@ -418,6 +432,13 @@ impl Machine {
     #[inline]
     pub fn cycles(&self) -> u64 {
         self.mcycles / 1000
+    }
+
+    /// Charges `class` instead of the instruction's decode-time class (e.g. a VMREAD that
+    /// the shadow VMCS serves in non-root operation).
+    #[inline]
+    pub fn reprice(&mut self, d: &DInsn, class: CostClass) {
+        self.mcycles = self.mcycles.wrapping_add(u64::from(self.prices.of(class))).wrapping_sub(u64::from(d.cost));
     }
 
     /// Adds the price of an event class (exception delivery, VMX transitions ...).

@@ -12,6 +12,7 @@ use crate::arch::exit_reason::reason as r;
 use crate::arch::vmcs_fields::{self, field as f, FieldType};
 use crate::arch::vmx_ctrl::{feature_control as fc, msr as vmsr, proc2 as p2, vmx_misc};
 use crate::arch::x86::{cr4, rflags};
+use crate::machine::cost::CostClass;
 
 impl Machine {
     /// VMsucceed: CF, PF, AF, ZF, SF and OF cleared.
@@ -174,7 +175,11 @@ pub fn vmptrld(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
         return Ok(());
     }
     let rev = match m.vmcs_slot(addr) {
-        Some(i) => m.vmx.caps.revision() | if m.vmcs_is_shadow(i) { 1 << 31 } else { 0 },
+        Some(i) => {
+            // Already in the processor's VMCS cache: the cheap case.
+            m.reprice(d, CostClass::VmptrldHit);
+            m.vmx.caps.revision() | if m.vmcs_is_shadow(i) { 1 << 31 } else { 0 }
+        }
         None => m.mem.read::<4>(addr) as u32,
     };
     let shadow_ok = m.vmx.caps.proc2_allowed(p2::SECONDARY_EXEC_SHADOW_VMCS);
@@ -253,7 +258,10 @@ pub fn vmread(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
                 m.vm_fail_invalid();
                 return Ok(());
             }
-            Some(Some(s)) => Some(s),
+            Some(Some(s)) => {
+                m.reprice(d, CostClass::VmreadShadow);
+                Some(s)
+            }
         }
     } else {
         None
@@ -302,7 +310,10 @@ pub fn vmwrite(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
                 m.vm_fail_invalid();
                 return Ok(());
             }
-            Some(Some(s)) => Some(s),
+            Some(Some(s)) => {
+                m.reprice(d, CostClass::VmwriteShadow);
+                Some(s)
+            }
         }
     } else {
         None
