@@ -26,6 +26,11 @@ impl Machine {
     /// Delivers an exception raised by an instruction, applying the double-fault rules; a
     /// fault while delivering #DF stops the run with a triple-fault report.
     pub(crate) fn raise(&mut self, f: Fault) {
+        if f.is_vm_exit() {
+            // An EPT violation or misconfiguration in the middle of the instruction.
+            self.ept_exit(None);
+            return;
+        }
         *self.stats.exceptions.entry(f.vector).or_insert(0) += 1;
         self.charge_class(super::cost::CostClass::ExceptionDelivery);
         self.fault_chain.clear();
@@ -45,6 +50,13 @@ impl Machine {
                 }
                 Err(next) => {
                     self.cpu = saved;
+                    if next.is_vm_exit() {
+                        // An EPT violation while delivering `cur`: exit with the state from
+                        // before the delivery and `cur` as the IDT-vectoring information.
+                        self.fault_chain.clear();
+                        self.ept_exit(Some(cur));
+                        return;
+                    }
                     self.fault_chain.push(next);
                     if cur.vector == vector::DF {
                         self.triple_fault();
@@ -154,7 +166,13 @@ impl Machine {
             let old_ss = u64::from(self.cpu.seg[SS].selector);
             let old_sp = self.cpu.gpr[RSP];
             self.cpu.cpl = new_cpl;
-            self.load_data_seg(SS, ss).map_err(|f| Fault::with_code(vector::TS, f.error().unwrap_or(0)))?;
+            self.load_data_seg(SS, ss).map_err(|f| {
+                if f.is_vm_exit() {
+                    f
+                } else {
+                    Fault::with_code(vector::TS, f.error().unwrap_or(0))
+                }
+            })?;
             self.cpu.gpr[RSP] = esp;
             self.push(gsize, old_ss)?;
             self.push(gsize, old_sp)?;

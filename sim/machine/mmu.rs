@@ -144,19 +144,48 @@ impl Machine {
             }
             return Err(self.page_fault(lin, code));
         }
+        // Under EPT the page found is guest-physical: translate it, and keep in the TLB only
+        // the accesses both the guest's paging and the EPT allow (SDM 29.4.2).
+        let (pbase, ept_perms) = if self.vmx.ept {
+            let (hpa, perms) = self.ept_translate(walk.pbase | (lin & 0xFFF), acc, lin, true)?;
+            (hpa & !0xFFF, perms)
+        } else {
+            (walk.pbase, 7)
+        };
         let mut ok = 0u8;
         for (i, a) in [Access::Read, Access::Write, Access::Exec].into_iter().enumerate() {
             for u in [false, true] {
                 // A write through a clean entry must walk again to set the dirty bit.
-                if allowed(a, u) && (a != Access::Write || walk.dirty) {
+                if allowed(a, u) && (a != Access::Write || walk.dirty) && ept_perms >> i & 1 != 0 {
                     ok |= 1 << (i as u8 + 3 * u8::from(u));
                 }
             }
         }
         let vpn = lin >> 12;
         let tag = self.tlb.tag(vpn);
-        self.tlb.e[(vpn as usize) & (TLB_SIZE - 1)] = TlbEntry { tag, pbase: walk.pbase, ok, global: walk.global };
-        Ok(walk.pbase | (lin & 0xFFF))
+        self.tlb.e[(vpn as usize) & (TLB_SIZE - 1)] = TlbEntry { tag, pbase, ok, global: walk.global };
+        Ok(pbase | (lin & 0xFFF))
+    }
+
+    /// The host-physical address of a guest paging-structure entry at `gpa` read while
+    /// translating `lin`, and the EPT permissions for it (all without EPT).
+    #[inline]
+    fn pse(&mut self, gpa: u64, lin: u64) -> Result<(u64, u8), Fault> {
+        if !self.vmx.ept {
+            return Ok((gpa, 7));
+        }
+        self.ept_translate(gpa, Access::Read, lin, false)
+    }
+
+    /// Writes a guest paging-structure entry (accessed/dirty update) found by [`Self::pse`]:
+    /// under EPT the update is a write and needs write permission.
+    #[inline]
+    fn pse_write<const N: usize>(&mut self, (hpa, perms): (u64, u8), gpa: u64, lin: u64, v: u64) -> Result<(), Fault> {
+        if perms & 2 == 0 {
+            return Err(self.ept_violation(gpa, Access::Write, perms, lin, false));
+        }
+        self.mem.write::<N>(hpa, v);
+        Ok(())
     }
 
     fn page_fault(&mut self, lin: u64, code: u32) -> Fault {
@@ -187,14 +216,15 @@ impl Machine {
             // 32-bit paging.
             let lin = lin & 0xFFFF_FFFF;
             let pde_pa = (self.cpu.cr3 & 0xFFFF_F000) | ((lin >> 22) << 2);
-            let pde = self.mem.read::<4>(pde_pa);
+            let pde_h = self.pse(pde_pa, lin)?;
+            let pde = self.mem.read::<4>(pde_h.0);
             if pde & pte::P == 0 {
                 return Err(self.page_fault(lin, base_code));
             }
             if pde & pte::PS != 0 && self.cpu.cr4 & cr4::PSE != 0 {
                 let new = pde | pte::A | if write { pte::D } else { 0 };
                 if new != pde {
-                    self.mem.write::<4>(pde_pa, new);
+                    self.pse_write::<4>(pde_h, pde_pa, lin, new)?;
                 }
                 let hi = ((pde >> 13) & 0xFF) << 32;
                 let pbase = (pde & 0xFFC0_0000) | hi | (lin & 0x003F_F000);
@@ -208,10 +238,11 @@ impl Machine {
                 });
             }
             if pde & pte::A == 0 {
-                self.mem.write::<4>(pde_pa, pde | pte::A);
+                self.pse_write::<4>(pde_h, pde_pa, lin, pde | pte::A)?;
             }
             let pte_pa = (pde & 0xFFFF_F000) | (((lin >> 12) & 0x3FF) << 2);
-            let e = self.mem.read::<4>(pte_pa);
+            let pte_h = self.pse(pte_pa, lin)?;
+            let e = self.mem.read::<4>(pte_h.0);
             if e & pte::P == 0 {
                 return Err(self.page_fault(lin, base_code));
             }
@@ -219,7 +250,7 @@ impl Machine {
             let usr = pde & e & pte::US != 0;
             let new = e | pte::A | if write && self.write_permitted(writable, usr, user) { pte::D } else { 0 };
             if new != e {
-                self.mem.write::<4>(pte_pa, new);
+                self.pse_write::<4>(pte_h, pte_pa, lin, new)?;
             }
             return Ok(Walk {
                 pbase: e & 0xFFFF_F000,
@@ -239,7 +270,8 @@ impl Machine {
             // PAE: the PDPTE selected by bits 31:30.
             let lin32 = lin & 0xFFFF_FFFF;
             let pdpte_pa = (self.cpu.cr3 & 0xFFFF_FFE0) | ((lin32 >> 30) << 3);
-            let pdpte = self.mem.read::<8>(pdpte_pa);
+            let pdpte_h = self.pse(pdpte_pa, lin32)?;
+            let pdpte = self.mem.read::<8>(pdpte_h.0);
             if pdpte & pte::P == 0 {
                 return Err(self.page_fault(lin32, base_code));
             }
@@ -257,7 +289,8 @@ impl Machine {
             let shift = 12 + 9 * (level - 1);
             let idx = (lin >> shift) & 0x1FF;
             let ea = table | (idx << 3);
-            let e = self.mem.read::<8>(ea);
+            let h = self.pse(ea, lin)?;
+            let e = self.mem.read::<8>(h.0);
             if e & pte::P == 0 {
                 return Err(self.page_fault(lin, base_code));
             }
@@ -281,7 +314,7 @@ impl Machine {
                 let set_d = write && self.write_permitted(writable, usr, user) && !(acc == Access::Exec);
                 let new = e | pte::A | if set_d { pte::D } else { 0 };
                 if new != e {
-                    self.mem.write::<8>(ea, new);
+                    self.pse_write::<8>(h, ea, lin, new)?;
                 }
                 let page_mask = (1u64 << shift) - 1;
                 let pbase = ((e & PHYS_MASK & !page_mask) | (lin & page_mask)) & !0xFFF;
@@ -295,7 +328,7 @@ impl Machine {
                 });
             }
             if e & pte::A == 0 {
-                self.mem.write::<8>(ea, e | pte::A);
+                self.pse_write::<8>(h, ea, lin, e | pte::A)?;
             }
             table = e & PHYS_MASK;
             level -= 1;

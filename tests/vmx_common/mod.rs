@@ -44,8 +44,13 @@ pub enum Outcome {
 
 impl Vm {
     pub fn new(model: &str) -> Vm {
+        Vm::with_mem(model, 8 << 20)
+    }
+
+    /// A machine with `mem` bytes of physical memory.
+    pub fn with_mem(model: &str, mem: usize) -> Vm {
         let model = Rc::new(CpuModel::load(model).expect("model"));
-        let mut m = Machine::new(8 << 20, model);
+        let mut m = Machine::new(mem, model);
         enter_long_mode(&mut m, SNIPPETS);
         // A 64-bit TSS at selector 0x18.
         let base = TSS_ADDR;

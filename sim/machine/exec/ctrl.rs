@@ -302,7 +302,26 @@ pub fn int(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
         return Ok(());
     }
     m.charge_class(super::super::cost::CostClass::ExceptionDelivery);
-    m.deliver(vec, None, kind)
+    if !m.vmx.ept {
+        return m.deliver(vec, None, kind);
+    }
+    // Under EPT the delivery can exit half-way: the exit saves the state from before it.
+    let saved = m.cpu.clone();
+    let res = m.deliver(vec, None, kind);
+    if let Err(f) = res {
+        if f.is_vm_exit() {
+            m.cpu = saved;
+            use crate::arch::vmx_ctrl::intr_info as it;
+            let ty = match kind {
+                EventKind::Software => it::TYPE_SOFT_INTR,
+                EventKind::PrivilegedSoftware => it::TYPE_PRIV_SW_EXCEPTION,
+                _ => it::TYPE_SOFT_EXCEPTION,
+            };
+            m.ept_pending_vectoring(u32::from(vec) | (ty << it::TYPE_SHIFT) | it::VALID, None);
+            m.vmx.set(crate::arch::vmcs_fields::field::VM_EXIT_INSTRUCTION_LEN, u64::from(d.len));
+        }
+    }
+    res
 }
 
 /// IRET with NT=1 outside IA-32e mode returns to the task named by the TSS back link. The
@@ -314,7 +333,8 @@ fn task_return(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     if link & 4 != 0 || link & !3 == 0 {
         return Err(Fault::with_code(vector::TS, err));
     }
-    let raw = m.read_descriptor(link).map_err(|_| Fault::with_code(vector::TS, err))?;
+    let raw =
+        m.read_descriptor(link).map_err(|f| if f.is_vm_exit() { f } else { Fault::with_code(vector::TS, err) })?;
     let ty = (raw >> 40) & 0x1F;
     if ty != 0x0B && ty != 0x03 {
         return Err(Fault::with_code(vector::TS, err));

@@ -799,7 +799,14 @@ pub fn lar_lsl(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     let sel = m.rd_op(d, 1, 2)? as u16;
     let st = m.cpu.flags.status();
     let zf = crate::arch::x86::rflags::ZF;
-    let valid = if sel & !3 == 0 { None } else { m.read_descriptor(sel).ok() };
+    let valid = if sel & !3 == 0 {
+        None
+    } else {
+        match m.read_descriptor(sel) {
+            Err(f) if f.is_vm_exit() => return Err(f),
+            r => r.ok(),
+        }
+    };
     let Some(raw) = valid else {
         m.cpu.flags.set_explicit(st & !zf);
         return Ok(());
@@ -824,14 +831,21 @@ pub fn verr(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     let sel = m.rd_op(d, 0, 2)? as u16;
     let st = m.cpu.flags.status();
     let zf = crate::arch::x86::rflags::ZF;
-    let ok = sel & !3 != 0
-        && m.read_descriptor(sel).ok().is_some_and(|raw| {
-            let desc = Segment::from_descriptor(sel, raw);
-            let a = desc.attr;
-            let readable = if a & sa::CODE != 0 { a & sa::WRITABLE != 0 } else { true };
-            let writable = a & sa::CODE == 0 && a & sa::WRITABLE != 0;
-            a & sa::S != 0 && desc.dpl() >= m.cpu.cpl && if d.ins.mnemonic() == M::Verr { readable } else { writable }
-        });
+    let desc = if sel & !3 == 0 {
+        None
+    } else {
+        match m.read_descriptor(sel) {
+            Err(f) if f.is_vm_exit() => return Err(f),
+            r => r.ok(),
+        }
+    };
+    let ok = desc.is_some_and(|raw| {
+        let desc = Segment::from_descriptor(sel, raw);
+        let a = desc.attr;
+        let readable = if a & sa::CODE != 0 { a & sa::WRITABLE != 0 } else { true };
+        let writable = a & sa::CODE == 0 && a & sa::WRITABLE != 0;
+        a & sa::S != 0 && desc.dpl() >= m.cpu.cpl && if d.ins.mnemonic() == M::Verr { readable } else { writable }
+    });
     m.cpu.flags.set_explicit(if ok { st | zf } else { st & !zf });
     Ok(())
 }

@@ -89,6 +89,8 @@ impl Machine {
             *self.stats.exit_mcycles.entry(reason).or_insert(0) += self.mcycles - started;
         }
         self.vmx.non_root = true;
+        self.vmx.ept = self.proc2() & p2::SECONDARY_EXEC_ENABLE_EPT != 0;
+        self.vmx.eptp = self.vmcs(f::EPT_POINTER);
         self.vmx.set(f::VM_INSTRUCTION_ERROR, 0);
         self.vmx_event(VmxEvent::Entry { vmcs, launch });
         self.arm_preemption_timer();
@@ -158,6 +160,12 @@ impl Machine {
         }
         if p2c & p2::SECONDARY_EXEC_SHADOW_VMCS != 0 {
             ok(page_ok(g(f::VMREAD_BITMAP)) && page_ok(g(f::VMWRITE_BITMAP)))?;
+        }
+        if p2c & p2::SECONDARY_EXEC_ENABLE_EPT != 0 {
+            ok(self.eptp_ok(g(f::EPT_POINTER)))?;
+        }
+        if p2c & p2::SECONDARY_EXEC_UNRESTRICTED_GUEST != 0 {
+            ok(p2c & p2::SECONDARY_EXEC_ENABLE_EPT != 0)?;
         }
         // VM-exit controls.
         let exitc = g(f::VM_EXIT_CONTROLS) as u32;
@@ -552,8 +560,17 @@ impl Machine {
         let saved = self.cpu.clone();
         if let Err(fault) = self.deliver(vec, err, kind) {
             // A fault while delivering the injected event is handled like one raised by
-            // the guest (the exception bitmap and double-fault rules apply).
+            // the guest (the exception bitmap and double-fault rules apply). An EPT
+            // violation exits with the injected event as the IDT-vectoring information.
             self.cpu = saved;
+            if fault.is_vm_exit() {
+                let len = self.vmcs(f::VM_ENTRY_INSTRUCTION_LEN);
+                if matches!(kind, EventKind::Software | EventKind::SoftwareException | EventKind::PrivilegedSoftware) {
+                    self.cpu.rip = self.cpu.rip.wrapping_sub(len) & self.cpu.ip_mask();
+                    self.vmx.set(f::VM_EXIT_INSTRUCTION_LEN, len);
+                }
+                self.ept_pending_vectoring(info & !it::ENTRY_RESERVED_MASK, err);
+            }
             self.raise(fault);
         }
     }

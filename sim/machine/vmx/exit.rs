@@ -67,6 +67,7 @@ impl Machine {
         }
         self.vmx_event(VmxEvent::Exit { vmcs, reason, qualification });
         self.vmx.non_root = false;
+        self.vmx.ept = false;
         self.vmx.deadline = u64::MAX;
         self.load_host_state();
         if self.stop.is_none() {

@@ -405,8 +405,42 @@ pub fn vmcall(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     Ok(())
 }
 
-/// INVEPT / INVVPID / VMFUNC: EPT, VPID and VM functions are not offered (IA32_VMX_EPT_VPID_CAP
-/// and IA32_VMX_VMFUNC read 0), so the instructions raise #UD in every operation.
-pub fn invept(_m: &mut Machine, _d: &DInsn) -> Result<(), Fault> {
-    Err(Fault::ud())
+/// INVEPT r, m128 (SDM 31, "INVEPT"); INVVPID and VMFUNC share this handler: VPID and VM
+/// functions are not offered (their capability bits read 0), so they raise #UD everywhere.
+pub fn invept(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
+    use crate::arch::vmx_ctrl::{ept_vpid_cap as cap, invept as ty};
+    let caps = m.vmx.caps.msr(vmsr::IA32_VMX_EPT_VPID_CAP);
+    if d.ins.mnemonic() != M::Invept
+        || !m.vmx.caps.proc2_allowed(p2::SECONDARY_EXEC_ENABLE_EPT)
+        || caps & cap::INVEPT == 0
+        || d.k[1] != OpK::Mem
+    {
+        return Err(Fault::ud());
+    }
+    m.vmx_ud()?;
+    if m.vmx.non_root {
+        m.exit_vmx_insn(d, r::INVEPT);
+        return Ok(());
+    }
+    m.require_cpl0()?;
+    // The type is a 64-bit register in 64-bit mode, 32-bit otherwise.
+    let kind = if m.cpu.mode == Mode::Long64 { m.rd_reg(d.r[0]) } else { m.rd_reg(d.r[0]) & 0xFFFF_FFFF };
+    let ea = m.ea(d);
+    let lin = m.mem_lin(d, ea, 16, false)?;
+    let eptp = m.read_lin(lin, 8)?;
+    m.read_lin(lin.wrapping_add(8), 8)?;
+    let ok = match kind {
+        ty::SINGLE_CONTEXT => caps & cap::INVEPT_SINGLE_CONTEXT != 0 && m.eptp_ok(eptp),
+        ty::GLOBAL => caps & cap::INVEPT_ALL_CONTEXT != 0,
+        _ => false,
+    };
+    if !ok {
+        m.vm_fail(28);
+        return Ok(());
+    }
+    // The TLB holds combined translations without EPTP tags: both types flush everything
+    // (more than single-context requires, never less).
+    m.tlb.flush_all();
+    m.vm_succeed();
+    Ok(())
 }

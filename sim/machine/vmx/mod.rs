@@ -30,19 +30,27 @@
 //! - primary processor-based: interrupt-window exiting (2), use TPR shadow (21), NMI-window
 //!   exiting (22) and monitor trap flag (27) (no interrupt controller, no virtual-APIC page);
 //!   activate tertiary controls (17);
-//! - secondary: everything except enable RDTSCP (3), WBINVD exiting (6), enable INVPCID
-//!   (12) and, where the model has it, VMCS shadowing (14). In particular EPT (1),
-//!   unrestricted guest (7, requires EPT) and VPID (5) are cleared: the unit runs guests on
-//!   the guest's own page tables, with a full TLB flush on every entry and exit;
+//! - secondary: everything except enable EPT (1, see `ept.rs`), enable RDTSCP (3), WBINVD
+//!   exiting (6), enable INVPCID (12) and, where the model has it, VMCS shadowing (14). In
+//!   particular VPID (5) is cleared (every entry and exit flushes the TLB) and so is
+//!   unrestricted guest (7: real-mode and paging-off guests under EPT are not modeled);
 //! - VM-exit: load IA32_PERF_GLOBAL_CTRL (12), clear IA32_BNDCFGS (23) and everything from
 //!   bit 24 up (PT, LBR, CET, PKRS, secondary controls): none of that state is modeled;
 //! - VM-entry: load IA32_PERF_GLOBAL_CTRL (13) and everything from bit 16 up;
 //! - IA32_VMX_BASIC: dual-monitor treatment of SMIs (49, no SMM);
 //! - IA32_VMX_MISC: activity states shutdown (7) and wait-for-SIPI (8), Intel PT in VMX (14)
 //!   and RDMSR of IA32_SMBASE in SMM (15);
-//! - IA32_VMX_EPT_VPID_CAP and IA32_VMX_VMFUNC read as 0 (no EPT, VPID or VM functions).
+//! - IA32_VMX_EPT_VPID_CAP keeps only what `ept.rs` implements: execute-only, 4-level walks,
+//!   UC/WB paging structures, 2-MiB and 1-GiB pages, INVEPT single- and all-context. Cleared:
+//!   accessed/dirty flags (21), 5-level walks, advanced EPT-violation information, and every
+//!   VPID/INVVPID bit (63:32). IA32_VMX_VMFUNC reads 0 (no VM functions).
+//!
+//! EPT deviations: the guest PDPTE fields (GUEST_PDPTR0-3) exist but a PAE-paging guest under
+//! EPT reads its PDPTEs through the EPT at each page walk instead of from the fields loaded at
+//! VM entry (and they are not saved at VM exit); INVEPT of either type flushes the whole TLB.
 
 mod entry;
+pub(crate) mod ept;
 mod exit;
 pub(crate) mod instr;
 
@@ -160,7 +168,8 @@ impl Caps {
         let p2_ok = proc2::SECONDARY_EXEC_ENABLE_RDTSCP
             | proc2::SECONDARY_EXEC_WBINVD_EXITING
             | proc2::SECONDARY_EXEC_ENABLE_INVPCID
-            | proc2::SECONDARY_EXEC_SHADOW_VMCS;
+            | proc2::SECONDARY_EXEC_SHADOW_VMCS
+            | proc2::SECONDARY_EXEC_ENABLE_EPT;
         let exit_ok = ex::DEFAULT1
             | ex::VM_EXIT_SAVE_DEBUG_CONTROLS
             | ex::VM_EXIT_HOST_ADDR_SPACE_SIZE
@@ -194,7 +203,13 @@ impl Caps {
         msrs[idx(vmsr::IA32_VMX_BASIC)] &= !vb::DUAL_MONITOR;
         msrs[idx(vmsr::IA32_VMX_MISC)] &=
             !(vm::ACTIVITY_SHUTDOWN | vm::ACTIVITY_WAIT_SIPI | vm::INTEL_PT | vm::RDMSR_IN_SMM);
-        msrs[idx(vmsr::IA32_VMX_EPT_VPID_CAP)] = 0;
+        // EPT as implemented (ept.rs); no VPID, INVVPID or EPT accessed/dirty flags.
+        let p2_allowed1 = (msrs[idx(vmsr::IA32_VMX_PROCBASED_CTLS2)] >> 32) as u32;
+        msrs[idx(vmsr::IA32_VMX_EPT_VPID_CAP)] = if p2_allowed1 & proc2::SECONDARY_EXEC_ENABLE_EPT != 0 {
+            msrs[idx(vmsr::IA32_VMX_EPT_VPID_CAP)] & ept::IMPLEMENTED_CAPS
+        } else {
+            0
+        };
         msrs[idx(vmsr::IA32_VMX_VMFUNC)] = 0;
         let mut caps = Caps { msrs, supported: Box::new([]), layout: Box::new([]) };
         let supported: Box<[bool]> = VMCS_FIELDS.iter().map(|fi| caps.field_exists(fi.encoding)).collect();
@@ -217,7 +232,14 @@ impl Caps {
     /// Whether a field exists on this (masked) processor.
     fn field_exists(&self, enc: u32) -> bool {
         let shadow = self.proc2_allowed(proc2::SECONDARY_EXEC_SHADOW_VMCS);
+        let ept = self.proc2_allowed(proc2::SECONDARY_EXEC_ENABLE_EPT);
         match enc {
+            f::EPT_POINTER
+            | f::GUEST_PHYSICAL_ADDRESS
+            | f::GUEST_PDPTR0
+            | f::GUEST_PDPTR1
+            | f::GUEST_PDPTR2
+            | f::GUEST_PDPTR3 => ept,
             f::VMREAD_BITMAP | f::VMWRITE_BITMAP => shadow,
             f::IO_BITMAP_A
             | f::IO_BITMAP_B
@@ -294,6 +316,12 @@ pub struct Vmx {
     pub deadline: u64,
     /// CR2 before a #PF raised in VMX non-root operation (a #PF that exits leaves CR2).
     pub(crate) pf_old_cr2: u64,
+    /// The current guest runs with "enable EPT" (set by VM entry, cleared by VM exit).
+    pub ept: bool,
+    /// The EPTP of the current guest (valid while `ept`).
+    pub eptp: u64,
+    /// An EPT violation or misconfiguration waiting for its fault to unwind (ept.rs).
+    pub(crate) ept_pending: Option<ept::PendingExit>,
     observer: Option<VmxObserver>,
 }
 
@@ -320,6 +348,9 @@ impl Vmx {
             caps: Caps::new(model),
             deadline: u64::MAX,
             pf_old_cr2: 0,
+            ept: false,
+            eptp: 0,
+            ept_pending: None,
             observer: None,
         }
     }

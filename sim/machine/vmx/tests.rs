@@ -19,7 +19,10 @@ fn layout_fits_the_region_for_every_model() {
         assert!(end <= size, "{name}: layout ends at {end}, region is {size}");
         assert!(caps.supported[fi(f::GUEST_RIP)]);
         assert!(!caps.supported[fi(f::GUEST_PML_INDEX)]);
-        assert!(!caps.supported[fi(f::EPT_POINTER)]);
+        // EPT is offered (every model has it); VPID is not.
+        assert!(caps.supported[fi(f::EPT_POINTER)] && caps.supported[fi(f::GUEST_PHYSICAL_ADDRESS)]);
+        assert!(caps.supported[fi(f::GUEST_PDPTR3)]);
+        assert!(!caps.supported[fi(f::VIRTUAL_PROCESSOR_ID)]);
         assert_eq!(caps.supported[fi(f::VMREAD_BITMAP)], *name != "broadwell", "{name}");
     }
 }
