@@ -130,3 +130,22 @@ fn unknown_cost_model_names_get_a_suggestion() {
     let e = vmxsim::exec::prepare(&[0u8; 512], &opts).err().expect("fails").to_string();
     assert!(e.contains("did you mean `skylake`"), "{e}");
 }
+
+#[test]
+fn msr_accesses_are_priced_by_msr_group() {
+    let mut cm = test_model();
+    cm.cycles[CostClass::RdmsrFast as usize] = 10.0;
+    cm.cycles[CostClass::RdmsrSlow as usize] = 100.0;
+    // mov ecx, msr ; rdmsr ; hlt
+    let run = |msr: u32| {
+        let mut code = vec![0xB9];
+        code.extend_from_slice(&msr.to_le_bytes());
+        code.extend_from_slice(&[0x0F, 0x32, 0xF4]);
+        let mut m = machine(&code, &cm, false);
+        assert_eq!(m.run(100), StopReason::Halted);
+        m.mcycles
+    };
+    let efer = run(0xC000_0080);
+    let debugctl = run(0x1D9);
+    assert_eq!(debugctl - efer, 90_000, "IA32_DEBUGCTL is a slow-path MSR, EFER a fast one");
+}

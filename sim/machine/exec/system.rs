@@ -3,6 +3,7 @@
 
 use iced_x86::{Code, Mnemonic as M};
 
+use super::super::cost::CostClass;
 use super::super::cpu::{seg_attr as sa, Mode, Segment, CS, RAX, RCX, RDX, SS};
 use super::super::decode::{seg_index, DInsn, OpK};
 use super::super::{Fault, Machine};
@@ -289,7 +290,11 @@ pub fn rdmsr(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     if m.vmx.non_root && m.vmx_msr(d, m.cpu.gpr[RCX] as u32, false) {
         return Ok(());
     }
-    let v = m.read_msr(m.cpu.gpr[RCX] as u32)?;
+    let index = m.cpu.gpr[RCX] as u32;
+    let v = m.read_msr(index)?;
+    if is_fast_msr(index) {
+        m.reprice(d, CostClass::RdmsrFast);
+    }
     m.cpu.gpr[RAX] = v & 0xFFFF_FFFF;
     m.cpu.gpr[RDX] = v >> 32;
     Ok(())
@@ -301,7 +306,35 @@ pub fn wrmsr(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
         return Ok(());
     }
     let v = (m.cpu.gpr[RDX] << 32) | (m.cpu.gpr[RAX] & 0xFFFF_FFFF);
-    m.write_msr(m.cpu.gpr[RCX] as u32, v)
+    let index = m.cpu.gpr[RCX] as u32;
+    m.write_msr(index, v)?;
+    if is_fast_msr(index) {
+        m.reprice(d, CostClass::WrmsrFast);
+    }
+    Ok(())
+}
+
+/// MSRs whose RDMSR/WRMSR the cost model prices as `rdmsr_fast`/`wrmsr_fast`: the
+/// architectural registers the core keeps for SYSCALL, segment bases and EFER (the rest —
+/// DEBUGCTL, PAT, APIC, TSC deadline, capability MSRs — go through slower microcode paths).
+/// Which MSR an instruction accesses is only known when it runs (ECX), so the instruction is
+/// priced as slow at decode and repriced here.
+fn is_fast_msr(index: u32) -> bool {
+    matches!(
+        index,
+        msr::IA32_EFER
+            | msr::IA32_STAR
+            | msr::IA32_LSTAR
+            | msr::IA32_CSTAR
+            | msr::IA32_FMASK
+            | msr::IA32_FS_BASE
+            | msr::IA32_GS_BASE
+            | msr::IA32_KERNEL_GS_BASE
+            | msr::IA32_TSC_AUX
+            | msr::IA32_SYSENTER_CS
+            | msr::IA32_SYSENTER_ESP
+            | msr::IA32_SYSENTER_EIP
+    )
 }
 
 pub fn xgetbv(m: &mut Machine, _d: &DInsn) -> Result<(), Fault> {
