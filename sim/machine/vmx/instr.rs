@@ -242,40 +242,52 @@ fn shadow_fail(m: &mut Machine, slot: usize, n: u32) {
     m.vmcs_write_at(slot, f::VM_INSTRUCTION_ERROR, u64::from(n));
 }
 
+/// The VMCS a VMREAD/VMWRITE accesses: the shadow VMCS in non-root operation when the
+/// bitmap allows (priced as `shadow_class`), else the current VMCS. `Ok(None)` when the
+/// instruction already completed (a VM exit, or VMfailInvalid without a VMCS).
+fn access_target(
+    m: &mut Machine,
+    d: &DInsn,
+    enc: u64,
+    bitmap: u32,
+    exit_reason: u32,
+    shadow_class: CostClass,
+) -> Result<Option<usize>, Fault> {
+    if m.vmx.non_root {
+        return match shadow_target(m, enc, bitmap) {
+            None => {
+                m.exit_vmx_insn(d, exit_reason);
+                Ok(None)
+            }
+            Some(None) => {
+                m.require_cpl0()?;
+                m.vm_fail_invalid();
+                Ok(None)
+            }
+            Some(Some(s)) => {
+                m.require_cpl0()?;
+                m.reprice(d, shadow_class);
+                Ok(Some(s))
+            }
+        };
+    }
+    m.require_cpl0()?;
+    match m.vmx.current {
+        u64::MAX => {
+            m.vm_fail_invalid();
+            Ok(None)
+        }
+        cur => Ok(Some(m.vmcs_slot(cur).unwrap_or(0))),
+    }
+}
+
 /// VMREAD r/m, r.
 pub fn vmread(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     m.vmx_ud()?;
     let osz = vm_osz(m);
     let enc = m.rd_reg(d.r[1]);
-    let slot = if m.vmx.non_root {
-        match shadow_target(m, enc, f::VMREAD_BITMAP) {
-            None => {
-                m.exit_vmx_insn(d, r::VMREAD);
-                return Ok(());
-            }
-            Some(None) => {
-                m.require_cpl0()?;
-                m.vm_fail_invalid();
-                return Ok(());
-            }
-            Some(Some(s)) => {
-                m.reprice(d, CostClass::VmreadShadow);
-                Some(s)
-            }
-        }
-    } else {
-        None
-    };
-    m.require_cpl0()?;
-    let slot = match slot {
-        Some(s) => s,
-        None => match m.vmx.current {
-            u64::MAX => {
-                m.vm_fail_invalid();
-                return Ok(());
-            }
-            cur => m.vmcs_slot(cur).unwrap_or(0),
-        },
+    let Some(slot) = access_target(m, d, enc, f::VMREAD_BITMAP, r::VMREAD, CostClass::VmreadShadow)? else {
+        return Ok(());
     };
     if enc >> 32 != 0 || !m.vmcs_supported(enc as u32) {
         if m.vmx.non_root {
@@ -299,35 +311,8 @@ pub fn vmwrite(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     m.vmx_ud()?;
     let osz = vm_osz(m);
     let enc = m.rd_reg(d.r[0]);
-    let slot = if m.vmx.non_root {
-        match shadow_target(m, enc, f::VMWRITE_BITMAP) {
-            None => {
-                m.exit_vmx_insn(d, r::VMWRITE);
-                return Ok(());
-            }
-            Some(None) => {
-                m.require_cpl0()?;
-                m.vm_fail_invalid();
-                return Ok(());
-            }
-            Some(Some(s)) => {
-                m.reprice(d, CostClass::VmwriteShadow);
-                Some(s)
-            }
-        }
-    } else {
-        None
-    };
-    m.require_cpl0()?;
-    let slot = match slot {
-        Some(s) => s,
-        None => match m.vmx.current {
-            u64::MAX => {
-                m.vm_fail_invalid();
-                return Ok(());
-            }
-            cur => m.vmcs_slot(cur).unwrap_or(0),
-        },
+    let Some(slot) = access_target(m, d, enc, f::VMWRITE_BITMAP, r::VMWRITE, CostClass::VmwriteShadow)? else {
+        return Ok(());
     };
     let fail = |m: &mut Machine, n: u32| {
         if m.vmx.non_root {
