@@ -24,15 +24,7 @@ pub enum ConfigError {
 /// adding a "did you mean" to unknown-field errors.
 pub fn from_toml<T: serde::de::DeserializeOwned>(text: &str, file: &str) -> Result<T, ConfigError> {
     toml::from_str(text).map_err(|e| {
-        let (line, column) = e
-            .span()
-            .map(|s| {
-                let before = &text[..s.start.min(text.len())];
-                let line = before.matches('\n').count() + 1;
-                let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-                (line, col)
-            })
-            .unwrap_or((0, 0));
+        let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
         let mut message = e.message().to_string();
         if let Some(rest) = message.strip_prefix("unknown field `") {
             if let Some((name, expected)) = rest.split_once('`') {
@@ -88,6 +80,40 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         _ => return Err(format!("invalid size unit in `{s}` (use K, M or G)")),
     };
     n.checked_mul(mult).ok_or_else(|| format!("size `{s}` is too large"))
+}
+
+/// The text and display name of a model: a built-in one by name (`dir` is where it lives in
+/// the repository, for error messages), else a file by path; an unknown name gets a
+/// suggestion among the built-in names.
+pub fn builtin_or_file(
+    builtin: &[(&str, &'static str)],
+    dir: &str,
+    what: &'static str,
+    name_or_path: &str,
+) -> Result<(std::borrow::Cow<'static, str>, String), ConfigError> {
+    if let Some((n, text)) = builtin.iter().find(|(n, _)| *n == name_or_path) {
+        return Ok((std::borrow::Cow::Borrowed(*text), format!("{dir}/{n}.toml")));
+    }
+    let p = std::path::Path::new(name_or_path);
+    if p.exists() {
+        let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Io(p.display().to_string(), e.to_string()))?;
+        return Ok((std::borrow::Cow::Owned(text), p.display().to_string()));
+    }
+    let names: Vec<&str> = builtin.iter().map(|(n, _)| *n).collect();
+    Err(ConfigError::UnknownName {
+        what,
+        name: name_or_path.to_string(),
+        suggestion: crate::util::suggest(name_or_path, names.iter().copied()).map(str::to_string),
+        known: names.join(", "),
+    })
+}
+
+/// 1-based line and column of byte `offset` in `text`.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, col)
 }
 
 #[cfg(test)]

@@ -6,7 +6,6 @@
 //! file carries a `source` (its provenance), and the loader rejects entries without one.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde::Deserialize;
 
@@ -98,22 +97,8 @@ pub struct CpuModel {
 impl CpuModel {
     /// A built-in model by name, or a model file by path.
     pub fn load(name_or_path: &str) -> Result<CpuModel, ConfigError> {
-        if let Some((n, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
-            return Self::parse(text, &format!("models/cpu/{n}.toml"));
-        }
-        let p = Path::new(name_or_path);
-        if p.exists() {
-            let text =
-                std::fs::read_to_string(p).map_err(|e| ConfigError::Io(p.display().to_string(), e.to_string()))?;
-            return Self::parse(&text, &p.display().to_string());
-        }
-        let names: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
-        Err(ConfigError::UnknownName {
-            what: "CPU model",
-            name: name_or_path.to_string(),
-            suggestion: crate::util::suggest(name_or_path, names.iter().copied()).map(str::to_string),
-            known: names.join(", "),
-        })
+        let (text, file) = config::builtin_or_file(BUILTIN, "models/cpu", "CPU model", name_or_path)?;
+        Self::parse(&text, &file)
     }
 
     /// Parses a model file's text; `file` names it in errors.

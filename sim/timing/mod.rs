@@ -9,7 +9,6 @@
 //! quarter cycle of throughput); the machine accumulates them in millicycles.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -53,31 +52,15 @@ pub struct CostModel {
 impl CostModel {
     /// A built-in model by name, or a model file by path.
     pub fn load(name_or_path: &str) -> Result<CostModel, ConfigError> {
-        if let Some((n, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
-            return Self::parse(text, &format!("models/cost/{n}.toml"));
-        }
-        let p = Path::new(name_or_path);
-        if p.exists() {
-            let text =
-                std::fs::read_to_string(p).map_err(|e| ConfigError::Io(p.display().to_string(), e.to_string()))?;
-            return Self::parse(&text, &p.display().to_string());
-        }
-        let names: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
-        Err(ConfigError::UnknownName {
-            what: "cost model",
-            name: name_or_path.to_string(),
-            suggestion: crate::util::suggest(name_or_path, names.iter().copied()).map(str::to_string),
-            known: names.join(", "),
-        })
+        let (text, file) = config::builtin_or_file(BUILTIN, "models/cost", "cost model", name_or_path)?;
+        Self::parse(&text, &file)
     }
 
     /// Parses a cost model; `file` names it in errors, which give line and key.
     pub fn parse(text: &str, file: &str) -> Result<CostModel, ConfigError> {
         let f: CostFile = config::from_toml(text, file)?;
         let at = |span: std::ops::Range<usize>, message: String| {
-            let before = &text[..span.start.min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            let (line, column) = config::line_col(text, span.start);
             ConfigError::Syntax { file: file.to_string(), line, column, message }
         };
         let mut cycles = vec![f64::NAN; N_CLASSES];

@@ -136,18 +136,24 @@ fn tsc_allowed(m: &Machine) -> Result<(), Fault> {
     }
 }
 
-pub fn rdtsc(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
+/// The TSC into EDX:EAX (offset in non-root operation); false when the read exited instead.
+fn read_tsc(m: &mut Machine, d: &DInsn, exit_reason: u32) -> Result<bool, Fault> {
     tsc_allowed(m)?;
     let t = if m.vmx.non_root {
-        match m.vmx_rdtsc(d, xr::RDTSC) {
+        match m.vmx_rdtsc(d, exit_reason) {
             Some(t) => t,
-            None => return Ok(()),
+            None => return Ok(false),
         }
     } else {
         m.tsc()
     };
     m.cpu.gpr[RAX] = t & 0xFFFF_FFFF;
     m.cpu.gpr[RDX] = t >> 32;
+    Ok(true)
+}
+
+pub fn rdtsc(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
+    read_tsc(m, d, xr::RDTSC)?;
     Ok(())
 }
 
@@ -155,18 +161,9 @@ pub fn rdtscp(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     if m.vmx.non_root && m.vmx_disabled2(p2::SECONDARY_EXEC_ENABLE_RDTSCP) {
         return Err(Fault::ud());
     }
-    tsc_allowed(m)?;
-    let t = if m.vmx.non_root {
-        match m.vmx_rdtsc(d, xr::RDTSCP) {
-            Some(t) => t,
-            None => return Ok(()),
-        }
-    } else {
-        m.tsc()
-    };
-    m.cpu.gpr[RAX] = t & 0xFFFF_FFFF;
-    m.cpu.gpr[RDX] = t >> 32;
-    m.cpu.gpr[RCX] = m.cpu.msr.tsc_aux & 0xFFFF_FFFF;
+    if read_tsc(m, d, xr::RDTSCP)? {
+        m.cpu.gpr[RCX] = m.cpu.msr.tsc_aux & 0xFFFF_FFFF;
+    }
     Ok(())
 }
 
