@@ -3,3 +3,4 @@
 //! forward references by name, data blobs); the KVM model itself arrives with issue 5.
 
 pub mod builder;
+pub mod config;
