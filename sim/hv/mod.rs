@@ -4,3 +4,7 @@
 
 pub mod builder;
 pub mod config;
+pub mod kvm;
+pub mod layout;
+pub mod stack;
+pub mod workload;

@@ -69,7 +69,7 @@ pub fn load(m: &mut Machine, image: &[u8], format: Format, cmdline: &str) -> Res
 
 /// What PC firmware does to MSRs before any loader runs: on a CPU with VMX it enables VMXON
 /// outside SMX in IA32_FEATURE_CONTROL and locks the MSR (as BIOSes, and Bochs' BIOS, do).
-fn firmware_msrs(m: &mut Machine) {
+pub fn firmware_msrs(m: &mut Machine) {
     if m.model.has_feature(1, 0, 2, 5) {
         use crate::arch::vmx_ctrl::feature_control::{LOCK, VMXON_OUTSIDE_SMX};
         m.cpu.msr.feature_control = LOCK | VMXON_OUTSIDE_SMX;
