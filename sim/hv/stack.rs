@@ -209,3 +209,31 @@ mod dev {
         }
     }
 }
+#[cfg(test)]
+mod dev2 {
+    #[test]
+    #[ignore]
+    fn dev_dump_vmcs() {
+        let m = super::tests::run(2, "cpuid", 100, "broadwell");
+        for fi in crate::arch::vmcs_fields::VMCS_FIELDS.iter() {
+            if fi.name.starts_with("GUEST") || fi.name.contains("CONTROL") || fi.name.contains("CR") {
+                eprintln!("{:40} {:#x}", fi.name, m.vmcs(fi.encoding));
+            }
+        }
+    }
+}
+#[cfg(test)]
+mod dev3 {
+    #[test]
+    #[ignore]
+    fn dev_vmcs12() {
+        let m = super::tests::run(2, "cpuid", 100, "broadwell");
+        let base = 0x100_0000u64 + 0x30_1000;
+        for name in ["GUEST_IA32_EFER", "GUEST_CR4", "GUEST_RIP", "VM_ENTRY_CONTROLS", "GUEST_CS_AR_BYTES", "HOST_RIP"] {
+            let e = crate::arch::vmcs_fields::by_name(name).unwrap().encoding;
+            let off = crate::hv::kvm::vmcs12_offset(e).unwrap();
+            eprintln!("{name} off {off:#x} = {:#x}", m.mem.read::<8>(base + off));
+        }
+        eprintln!("rev {:#x}", m.mem.read::<4>(base));
+    }
+}

@@ -4,6 +4,16 @@
 
 use super::*;
 
+/// MSRs whose guest values live in VMCS fields.
+const VMCS_MSRS: &[(u32, u32)] = &[
+    (m::IA32_EFER, f::GUEST_IA32_EFER),
+    (m::IA32_FS_BASE, f::GUEST_FS_BASE),
+    (m::IA32_GS_BASE, f::GUEST_GS_BASE),
+    (m::IA32_SYSENTER_CS, f::GUEST_SYSENTER_CS),
+    (m::IA32_SYSENTER_ESP, f::GUEST_SYSENTER_ESP),
+    (m::IA32_SYSENTER_EIP, f::GUEST_SYSENTER_EIP),
+];
+
 pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, _guest_size: u64) -> R {
     let _ = p;
     // kvm_register_read(ecx = register number) -> rax.
@@ -375,6 +385,15 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, _guest_size: u64) -> R 
             a.jmp(done)?;
             a.set_label(&mut no)?;
         }
+        // MSRs kept in the VMCS (vmx_get_msr).
+        for &(msr, field) in VMCS_MSRS {
+            let mut no = a.create_label();
+            a.cmp(ecx, msr)?;
+            a.jne(no)?;
+            vmread(a, rax, field)?;
+            a.jmp(done)?;
+            a.set_label(&mut no)?;
+        }
         let mut not_vmx = a.create_label();
         a.cmp(ecx, vm::IA32_VMX_BASIC)?;
         a.jb(not_vmx)?;
@@ -414,6 +433,14 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, _guest_size: u64) -> R 
             a.cmp(ecx, msr)?;
             a.jne(no)?;
             a.mov(vc(slot), rax)?;
+            a.jmp(done)?;
+            a.set_label(&mut no)?;
+        }
+        for &(msr, field) in VMCS_MSRS {
+            let mut no = a.create_label();
+            a.cmp(ecx, msr)?;
+            a.jne(no)?;
+            vmwrite(a, field, rax)?;
             a.jmp(done)?;
             a.set_label(&mut no)?;
         }

@@ -1460,12 +1460,11 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         let rsp_read = b.label("kvm_rsp_read");
         let rip_read = b.label("kvm_rip_read");
         let a = &mut b.asm;
-        for e in [f::GUEST_CR0, f::CR0_READ_SHADOW, f::GUEST_CR4, f::CR4_READ_SHADOW] {
-            vmread(a, rax, e)?;
+        // vmcs12_guest_cr0/cr4: the hardware values (with the read shadows consulted).
+        for (e, shadow) in [(f::GUEST_CR0, f::CR0_READ_SHADOW), (f::GUEST_CR4, f::CR4_READ_SHADOW)] {
+            vmread(a, rcx, shadow)?;
+            copy_to_vmcs12(a, e)?;
         }
-        a.mov(qword_ptr(rbx + off12(f::GUEST_CR0)), rax)?;
-        a.mov(rax, vc(v::CR4))?;
-        a.mov(qword_ptr(rbx + off12(f::GUEST_CR4)), rax)?;
         a.call(rsp_read)?;
         a.mov(qword_ptr(rbx + off12(f::GUEST_RSP)), rax)?;
         a.call(rip_read)?;

@@ -272,13 +272,17 @@ impl Machine {
     /// SDM "Checking and Loading Guest State" (the checks).
     fn check_guest(&self) -> Result<(), EntryError> {
         let g = |e| self.vmcs(e);
-        let ok = |b: bool| {
+        #[track_caller]
+        fn ok(b: bool) -> Result<(), EntryError> {
             if b {
                 Ok(())
             } else {
+                if std::env::var_os("VMXSIM_DEBUG_ENTRY").is_some() {
+                    eprintln!("guest-state check failed at {}", std::panic::Location::caller());
+                }
                 Err(EntryError::Exit(r::INVALID_STATE, exit_qual::entry_failure::DEFAULT))
             }
-        };
+        }
         let caps = &self.vmx.caps;
         let entryc = g(f::VM_ENTRY_CONTROLS) as u32;
         let ia32e = entryc & en::VM_ENTRY_IA32E_MODE != 0;
@@ -287,6 +291,9 @@ impl Machine {
         let (c4f0, c4f1) = (caps.msr(vmsr::IA32_VMX_CR4_FIXED0), caps.msr(vmsr::IA32_VMX_CR4_FIXED1));
         let gcr0 = g(f::GUEST_CR0);
         let gcr4 = g(f::GUEST_CR4);
+        if std::env::var_os("VMXSIM_DEBUG_ENTRY").is_some() {
+            eprintln!("entry: cr0 {gcr0:#x} cr4 {gcr4:#x} rip {:#x} vmcs {:#x}", g(f::GUEST_RIP), self.vmx.current);
+        }
         ok(gcr0 & c0f0 == c0f0 && gcr0 & !c0f1 & 0xFFFF_FFFF == 0 && gcr0 >> 32 == 0)?;
         ok(gcr0 & cr0::PG == 0 || gcr0 & cr0::PE != 0)?;
         ok(gcr4 & c4f0 == c4f0 && gcr4 & !c4f1 == 0)?;
