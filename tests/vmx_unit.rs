@@ -103,7 +103,7 @@ fn vmread_vmwrite_round_trip_width_and_high() {
     for enc in [rip | 1, 0x482C, 0x1_0000_0000 | rip, 0x8000 | rip] {
         assert_eq!(vm.vmread(enc).0, Outcome::FailValid(12), "{enc:#x}");
     }
-    for enc in [f::GUEST_PML_INDEX, f::POSTED_INTR_DESC_ADDR, f::VIRTUAL_PROCESSOR_ID, f::VMREAD_BITMAP] {
+    for enc in [f::GUEST_PML_INDEX, f::PML_ADDRESS, f::POSTED_INTR_DESC_ADDR, f::VMREAD_BITMAP] {
         assert_eq!(vm.vmwrite(u64::from(enc), 0), Outcome::FailValid(12), "{enc:#x}");
     }
     // Read-only fields: broadwell has "VMWRITE to any field" (MISC bit 29).
@@ -137,12 +137,12 @@ fn read_only_fields_without_vmwrite_any_field() {
 fn capability_msrs_are_masked() {
     let vm = Vm::new("broadwell");
     let p2 = vm.m.read_msr(vmsr::IA32_VMX_PROCBASED_CTLS2).unwrap() >> 32;
-    assert_eq!(p2 & u64::from(p2::SECONDARY_EXEC_ENABLE_VPID | p2::SECONDARY_EXEC_UNRESTRICTED_GUEST), 0);
-    assert_ne!(p2 & u64::from(p2::SECONDARY_EXEC_ENABLE_EPT), 0);
-    assert_eq!(p2 & u64::from(p2::SECONDARY_EXEC_SHADOW_VMCS), 0);
+    assert_eq!(p2 & u64::from(p2::SECONDARY_EXEC_UNRESTRICTED_GUEST), 0);
+    assert_ne!(p2 & u64::from(p2::SECONDARY_EXEC_ENABLE_EPT | p2::SECONDARY_EXEC_ENABLE_VPID), 0);
+    assert_eq!(p2 & u64::from(p2::SECONDARY_EXEC_SHADOW_VMCS | p2::SECONDARY_EXEC_ENABLE_PML), 0);
     assert_ne!(p2 & u64::from(p2::SECONDARY_EXEC_ENABLE_RDTSCP), 0);
-    // EPT as implemented: the model's 0x0633_4141 without A/D flags (21) and INVVPID.
-    assert_eq!(vm.m.read_msr(vmsr::IA32_VMX_EPT_VPID_CAP).unwrap(), 0x0613_4141);
+    // EPT (with A/D flags) and INVVPID as the model reports them: everything is implemented.
+    assert_eq!(vm.m.read_msr(vmsr::IA32_VMX_EPT_VPID_CAP).unwrap(), 0x0F01_0633_4141);
     let p1 = vm.m.read_msr(vmsr::IA32_VMX_PROCBASED_CTLS).unwrap() >> 32;
     assert_eq!(p1 & u64::from(p1::CPU_BASED_TPR_SHADOW), 0);
     assert_ne!(p1 & u64::from(p1::CPU_BASED_USE_MSR_BITMAPS), 0);

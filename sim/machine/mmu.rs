@@ -20,7 +20,7 @@ const TLB_SIZE: usize = 1024;
 pub const MAXPHYADDR: u32 = 39;
 const PHYS_MASK: u64 = ((1u64 << MAXPHYADDR) - 1) & !0xFFF;
 
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
 struct TlbEntry {
     /// Linear page number + 1; 0 is an empty entry.
     tag: u64,
@@ -30,50 +30,155 @@ struct TlbEntry {
     global: bool,
 }
 
-/// The software TLB. A full flush (every VM entry and exit without VPID, MOV CR3, paging
-/// changes) bumps an epoch folded into the tags' top 12 bits instead of clearing 1024
-/// entries; the array is really cleared only when the epoch wraps.
+/// What the TLB tags a translation with (SDM 28.3.1): the VPID, and for combined mappings
+/// (guest-physical addresses translated by EPT) the EPT PML4 table address. PCIDs are not
+/// tracked (a flush that would target one PCID drops the whole VPID's entries instead).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TlbCtx {
+    pub vpid: u16,
+    /// EP4TA of combined mappings; [`TlbCtx::LINEAR`] for linear mappings.
+    pub ep4ta: u64,
+}
+
+impl TlbCtx {
+    /// The `ep4ta` of linear mappings (no EPT).
+    pub const LINEAR: u64 = u64::MAX;
+    /// VMX root operation and software outside VMX: VPID 0, linear mappings.
+    pub const HOST: TlbCtx = TlbCtx { vpid: 0, ep4ta: TlbCtx::LINEAR };
+}
+
+/// The top 12 bits of a tag: the generation of the context the entry was cached under.
+const GEN_MASK: u64 = 0xFFF << 52;
+
+/// The software TLB. Each context ([`TlbCtx`]) that has entries owns a generation number
+/// folded into the tags' top 12 bits, so a lookup is still one compare; switching context
+/// (VM entry or exit with VPID on) only selects another generation, and invalidating a
+/// context gives it a fresh one instead of clearing 1024 entries. The array is really
+/// cleared only when the 4096 generations run out.
 pub struct Tlb {
     e: Box<[TlbEntry]>,
-    /// `epoch << 52`, or-ed into every tag (linear page numbers + 1 fit in 52 bits).
+    /// The current context's generation `<< 52`, or-ed into every tag (linear page numbers
+    /// + 1 fit in 52 bits).
     salt: u64,
+    cur: TlbCtx,
+    /// Contexts with live entries and their salts (a handful: the host and a few guests).
+    ctxs: Vec<(TlbCtx, u64)>,
+    /// The last salt handed out.
+    last: u64,
 }
 
 impl Default for Tlb {
     fn default() -> Self {
-        Tlb { e: vec![TlbEntry::default(); TLB_SIZE].into_boxed_slice(), salt: 0 }
+        Tlb {
+            e: vec![TlbEntry::default(); TLB_SIZE].into_boxed_slice(),
+            salt: 0,
+            cur: TlbCtx::HOST,
+            ctxs: vec![(TlbCtx::HOST, 0)],
+            last: 0,
+        }
     }
 }
 
 impl Tlb {
     #[inline(always)]
     fn tag(&self, vpn: u64) -> u64 {
-        (vpn.wrapping_add(1) & ((1 << 52) - 1)) | self.salt
+        (vpn.wrapping_add(1) & !GEN_MASK) | self.salt
     }
 
-    /// Drops every entry.
-    pub fn flush_all(&mut self) {
-        self.salt = self.salt.wrapping_add(1 << 52);
-        if self.salt == 0 {
+    /// A generation no live entry carries.
+    fn fresh(&mut self) -> u64 {
+        self.last = self.last.wrapping_add(1 << 52);
+        if self.last == 0 {
+            // Every generation is taken: clear the array and start over.
             self.e.fill(TlbEntry::default());
+            self.ctxs.clear();
+            self.last = 1 << 52;
+        }
+        self.last
+    }
+
+    /// The context translations are cached under now.
+    pub fn ctx(&self) -> TlbCtx {
+        self.cur
+    }
+
+    /// Makes `ctx` current; its cached entries (if any) become visible again.
+    pub fn switch(&mut self, ctx: TlbCtx) {
+        if ctx == self.cur {
+            return;
+        }
+        self.cur = ctx;
+        self.salt = match self.ctxs.iter().find(|(c, _)| *c == ctx) {
+            Some(&(_, s)) => s,
+            None => self.new_salt(ctx),
+        };
+    }
+
+    fn new_salt(&mut self, ctx: TlbCtx) -> u64 {
+        let s = self.fresh();
+        self.ctxs.push((ctx, s));
+        s
+    }
+
+    /// Drops every entry of the contexts whose VPID satisfies `pred`.
+    fn drop_vpids(&mut self, pred: impl Fn(u16) -> bool) {
+        self.ctxs.retain(|(c, _)| !pred(c.vpid));
+        if pred(self.cur.vpid) {
+            self.salt = self.new_salt(self.cur);
         }
     }
-    /// Drops the non-global entries (MOV CR3 with CR4.PGE).
-    pub fn flush_nonglobal(&mut self) {
+
+    /// Drops the entries for which `pred(entry)` holds among those cached under VPID `vpid`
+    /// (any EP4TA).
+    fn drop_entries(&mut self, vpid: u16, pred: impl Fn(&TlbEntry) -> bool) {
+        let salts: Vec<u64> = self.ctxs.iter().filter(|(c, _)| c.vpid == vpid).map(|&(_, s)| s).collect();
         for e in self.e.iter_mut() {
-            if !e.global {
+            if e.tag != 0 && salts.contains(&(e.tag & GEN_MASK)) && pred(e) {
                 *e = TlbEntry::default();
             }
         }
     }
-    /// Drops the entry for one linear address (INVLPG).
+
+    /// Drops every entry of every context (INVEPT, loaders, a changed memory map).
+    pub fn flush_all(&mut self) {
+        self.ctxs.clear();
+        self.salt = self.new_salt(self.cur);
+    }
+    /// Drops every entry of the current VPID (MOV CR3 without CR4.PGE, paging-mode
+    /// changes; with EPT, the combined mappings of every EP4TA, SDM 28.3.3.1).
+    pub fn flush_current(&mut self) {
+        let v = self.cur.vpid;
+        self.drop_vpids(|x| x == v);
+    }
+    /// Drops the current VPID's non-global entries (MOV CR3 with CR4.PGE).
+    pub fn flush_nonglobal(&mut self) {
+        self.drop_entries(self.cur.vpid, |e| !e.global);
+    }
+    /// Drops the current VPID's entries for one linear address (INVLPG).
     pub fn flush_page(&mut self, lin: u64) {
+        self.flush_page_vpid(self.cur.vpid, lin);
+    }
+    /// Drops VPID `vpid`'s entries for one linear address (INVVPID type 0).
+    pub fn flush_page_vpid(&mut self, vpid: u16, lin: u64) {
         let vpn = lin >> 12;
-        let tag = self.tag(vpn);
-        let e = &mut self.e[(vpn as usize) & (TLB_SIZE - 1)];
-        if e.tag == tag {
-            *e = TlbEntry::default();
+        let low = vpn.wrapping_add(1) & !GEN_MASK;
+        let i = (vpn as usize) & (TLB_SIZE - 1);
+        let e = self.e[i];
+        if e.tag & !GEN_MASK == low && self.ctxs.iter().any(|&(c, s)| c.vpid == vpid && e.tag & GEN_MASK == s) {
+            self.e[i] = TlbEntry::default();
         }
+    }
+    /// Drops every entry cached under VPID `vpid` (INVVPID type 1).
+    pub fn flush_vpid(&mut self, vpid: u16) {
+        self.drop_vpids(|x| x == vpid);
+    }
+    /// Drops VPID `vpid`'s non-global entries (INVVPID type 3).
+    pub fn flush_vpid_nonglobal(&mut self, vpid: u16) {
+        self.drop_entries(vpid, |e| !e.global);
+    }
+    /// Drops the entries of every VPID except 0 (INVVPID type 2).
+    pub fn flush_all_guests(&mut self) {
+        self.drop_vpids(|x| x != 0);
     }
 }
 

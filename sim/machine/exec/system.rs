@@ -260,7 +260,7 @@ impl Machine {
                     return Err(Fault::gp(0));
                 }
                 c.efer = (v & efer::WRITABLE) | (c.efer & efer::LMA);
-                self.tlb.flush_all();
+                self.tlb.flush_current();
             }
             msr::IA32_STAR => c.msr.star = v,
             msr::IA32_LSTAR | msr::IA32_CSTAR | msr::IA32_FS_BASE | msr::IA32_GS_BASE | msr::IA32_KERNEL_GS_BASE
@@ -420,7 +420,7 @@ impl Machine {
         c.cr0 = v;
         c.update_mode();
         if changed & (cr0::PG | cr0::WP | cr0::PE) != 0 {
-            self.tlb.flush_all();
+            self.tlb.flush_current();
         }
         Ok(())
     }
@@ -436,7 +436,7 @@ impl Machine {
         let changed = self.cpu.cr4 ^ v;
         self.cpu.cr4 = v;
         if changed & (cr4::PGE | cr4::PAE | cr4::PSE | cr4::PCIDE | cr4::SMEP | cr4::SMAP) != 0 {
-            self.tlb.flush_all();
+            self.tlb.flush_current();
         }
         Ok(())
     }
@@ -450,7 +450,7 @@ impl Machine {
         if self.cpu.cr4 & cr4::PGE != 0 {
             self.tlb.flush_nonglobal();
         } else {
-            self.tlb.flush_all();
+            self.tlb.flush_current();
         }
         Ok(())
     }
@@ -707,7 +707,7 @@ pub fn invpcid(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
         // PCIDs are not tracked by the TLB, so single-context flushes flush everything
         // non-global: more than required, never less.
         1 => m.tlb.flush_nonglobal(),
-        2 => m.tlb.flush_all(),
+        2 => m.tlb.flush_current(),
         _ => m.tlb.flush_nonglobal(),
     }
     Ok(())

@@ -161,8 +161,14 @@ impl Machine {
         if p2c & p2::SECONDARY_EXEC_SHADOW_VMCS != 0 {
             ok(page_ok(g(f::VMREAD_BITMAP)) && page_ok(g(f::VMWRITE_BITMAP)))?;
         }
+        if p2c & p2::SECONDARY_EXEC_ENABLE_VPID != 0 {
+            ok(g(f::VIRTUAL_PROCESSOR_ID) != 0)?;
+        }
         if p2c & p2::SECONDARY_EXEC_ENABLE_EPT != 0 {
             ok(self.eptp_ok(g(f::EPT_POINTER)))?;
+        }
+        if p2c & p2::SECONDARY_EXEC_ENABLE_PML != 0 {
+            ok(p2c & p2::SECONDARY_EXEC_ENABLE_EPT != 0 && page_ok(g(f::PML_ADDRESS)))?;
         }
         if p2c & p2::SECONDARY_EXEC_UNRESTRICTED_GUEST != 0 {
             ok(p2c & p2::SECONDARY_EXEC_ENABLE_EPT != 0)?;
@@ -522,7 +528,7 @@ impl Machine {
         c.movss_shadow = vals[17] & u64::from(ib::GUEST_INTR_STATE_MOV_SS) != 0;
         c.halted = vals[18] as u32 == activity::GUEST_ACTIVITY_HLT;
         c.update_mode();
-        self.tlb.flush_all();
+        self.tlb_vm_entry();
     }
 
     /// The VM-entry MSR-load list; `Err` carries the failing entry's number (from 1).

@@ -18,18 +18,31 @@
 //! entry) restores the state from before the delivery and reports the event in the
 //! IDT-vectoring information.
 //!
+//! Accessed and dirty flags (EPTP bit 6, SDM 28.2.4): a successful translation sets the
+//! accessed flag of every EPT entry it used, and a write sets the dirty flag of the leaf.
+//! With the flags on, guest paging-structure accesses (reads included) are writes to EPT:
+//! they need write permission and dirty the page holding the guest's tables. The TLB keeps
+//! a write permission only once the leaf is dirty, so the first write after a read walks
+//! again. Page-modification logging (secondary control 17, SDM 28.2.5) logs the 4-KiB
+//! guest-physical page of each clean-to-dirty transition at PML_ADDRESS + 8 * index and
+//! decrements GUEST_PML_INDEX; an A/D update needed while the index is outside 0..=511 is a
+//! PML-full VM exit (reason 62) instead, before any flag changes, and the access does not
+//! happen. The flags are set only when the access passes the EPT checks.
+//!
 //! Supported: execute-only translations, 2-MiB and 1-GiB pages, UC and WB paging-structure
-//! memory types, INVEPT single-context and all-context (both flush the whole TLB). Not
-//! supported (capability bits clear): accessed/dirty flags for EPT (EPTP bit 6 must be 0),
-//! 5-level EPT, mode-based execute control, #VE, supervisor shadow-stack control, advanced
-//! exit information (qualification bits 9-11 are 0), sub-page permissions.
+//! memory types, accessed/dirty flags, PML, INVEPT single-context and all-context (both
+//! flush the whole TLB). Not supported (capability bits clear): 5-level EPT, mode-based
+//! execute control, #VE, supervisor shadow-stack control, advanced exit information
+//! (qualification bits 9-11 are 0), sub-page permissions. Exit qualification bit 12 (NMI
+//! unblocking by IRET) is always 0: virtual NMIs are not offered and IRET's NMI unblocking
+//! is not tracked.
 
 use super::super::cost::CostClass;
 use super::super::mmu::{Access, MAXPHYADDR};
 use super::super::{Fault, Machine};
 use crate::arch::exit_reason::reason as r;
 use crate::arch::vmcs_fields::field as f;
-use crate::arch::vmx_ctrl::{ept, ept_vpid_cap as cap, eptp, exit_qual, intr_info, msr as vmsr};
+use crate::arch::vmx_ctrl::{ept, ept_vpid_cap as cap, eptp, exit_qual, intr_info, msr as vmsr, proc2 as p2};
 
 /// Host-physical address bits an EPT entry may hold (bits MAXPHYADDR-1:12).
 const PHYS_MASK: u64 = ((1u64 << MAXPHYADDR) - 1) & !0xFFF;
@@ -43,7 +56,11 @@ pub(crate) const IMPLEMENTED_CAPS: u64 = cap::EXECUTE_ONLY
     | cap::PAGE_1G
     | cap::INVEPT
     | cap::INVEPT_SINGLE_CONTEXT
-    | cap::INVEPT_ALL_CONTEXT;
+    | cap::INVEPT_ALL_CONTEXT
+    | cap::AD;
+
+/// PML index values that have a log slot (SDM 28.2.5).
+const PML_ENTRIES: u64 = 512;
 
 /// A VM exit decided in the middle of an access, performed when the fault unwinds.
 #[derive(Clone, Copy, Debug)]
@@ -64,6 +81,18 @@ enum Stop {
     NotPresent,
     /// A present entry that is misconfigured.
     Misconfig,
+}
+
+/// A completed EPT walk.
+struct EptWalk {
+    /// The host-physical address.
+    hpa: u64,
+    /// The AND of the R/W/X bits of the entries used.
+    perms: u8,
+    /// The host-physical address and value of each entry used, root first; the last is the
+    /// leaf.
+    ents: [(u64, u64); 4],
+    n: usize,
 }
 
 /// The EPT permission an access needs.
@@ -92,13 +121,12 @@ impl Machine {
         mt_ok && pwl_ok && ad_ok && rsvd == 0
     }
 
-    /// Walks the EPT paging structures for `gpa`: the host-physical address and the AND of
-    /// the R/W/X bits of the entries used.
-    fn ept_walk(&mut self, gpa: u64) -> Result<(u64, u8), Stop> {
+    /// Walks the EPT paging structures for `gpa`.
+    fn ept_walk(&mut self, gpa: u64) -> Result<EptWalk, Stop> {
         let exec_only = self.vmx.caps.msr(vmsr::IA32_VMX_EPT_VPID_CAP) & cap::EXECUTE_ONLY != 0;
         let rsvd_hi = ept::ADDR_MASK & !PHYS_MASK;
         let mut table = self.vmx.eptp & PHYS_MASK;
-        let mut perms = ept::RWX_MASK as u8;
+        let mut w = EptWalk { hpa: 0, perms: ept::RWX_MASK as u8, ents: [(0, 0); 4], n: 0 };
         for level in (1..=4u32).rev() {
             let shift = 12 + 9 * (level - 1);
             let ea = table | (((gpa >> shift) & 0x1FF) << 3);
@@ -130,14 +158,53 @@ impl Machine {
             if rsvd != 0 {
                 return Err(Stop::Misconfig);
             }
-            perms &= rwx;
+            w.perms &= rwx;
+            w.ents[w.n] = (ea, e);
+            w.n += 1;
             if leaf {
                 let page = (1u64 << shift) - 1;
-                return Ok(((e & PHYS_MASK & !page) | (gpa & page), perms));
+                w.hpa = (e & PHYS_MASK & !page) | (gpa & page);
+                return Ok(w);
             }
             table = e & PHYS_MASK;
         }
         unreachable!("the last level is a leaf")
+    }
+
+    /// Whether the current guest's EPTP enables accessed and dirty flags.
+    #[inline]
+    fn ept_ad(&self) -> bool {
+        self.vmx.eptp & eptp::AD_ENABLE != 0
+    }
+
+    /// Sets the accessed flags of a successful walk (and the leaf's dirty flag for a write),
+    /// logging a newly dirty page when PML is on. Returns whether the leaf is now dirty, or
+    /// the PML-full exit when the flags need an update and the log has no slot.
+    fn ept_set_ad(&mut self, w: &EptWalk, gpa: u64, write: bool) -> Result<bool, Fault> {
+        let last = w.n - 1;
+        let want = |i: usize, e: u64| e | ept::ACCESSED | if write && i == last { ept::DIRTY } else { 0 };
+        let dirty = w.ents[last].1 & ept::DIRTY != 0 || write;
+        if !w.ents[..w.n].iter().enumerate().any(|(i, &(_, e))| want(i, e) != e) {
+            return Ok(dirty);
+        }
+        let pml = self.proc2() & p2::SECONDARY_EXEC_ENABLE_PML != 0;
+        let index = self.vmcs(f::GUEST_PML_INDEX);
+        if pml && index >= PML_ENTRIES {
+            self.vmx.ept_pending =
+                Some(PendingExit { reason: r::PML_FULL, qualification: 0, gpa, gla: None, vectoring: None });
+            return Err(Fault::VM_EXIT);
+        }
+        for (i, &(ea, e)) in w.ents[..w.n].iter().enumerate() {
+            if want(i, e) != e {
+                self.mem.write::<8>(ea, want(i, e));
+            }
+        }
+        if pml && write && w.ents[last].1 & ept::DIRTY == 0 {
+            let slot = self.vmcs(f::PML_ADDRESS) + 8 * index;
+            self.mem.write::<8>(slot, gpa & !0xFFF);
+            self.vmx.set(f::GUEST_PML_INDEX, index.wrapping_sub(1));
+        }
+        Ok(dirty)
     }
 
     /// Translates a guest-physical address for an access of kind `acc` made while
@@ -145,9 +212,20 @@ impl Machine {
     /// the host-physical address and the EPT permissions (R/W/X bits), or
     /// [`Fault::VM_EXIT`] with the EPT violation or misconfiguration pending.
     pub(crate) fn ept_translate(&mut self, gpa: u64, acc: Access, lin: u64, final_: bool) -> Result<(u64, u8), Fault> {
+        let ad = self.ept_ad();
+        // With A/D flags on, guest paging-structure accesses are writes (SDM 28.2.3.2).
+        let write = acc == Access::Write || (ad && !final_);
+        let need = if write { ept::WRITE as u8 } else { needs(acc) };
         match self.ept_walk(gpa) {
-            Ok((hpa, perms)) if perms & needs(acc) != 0 => Ok((hpa, perms)),
-            Ok((_, perms)) => Err(self.ept_violation(gpa, acc, perms, lin, final_)),
+            Ok(w) if w.perms & need != 0 => {
+                if !ad {
+                    return Ok((w.hpa, w.perms));
+                }
+                let dirty = self.ept_set_ad(&w, gpa, write)?;
+                // Until the leaf is dirty a write must walk again to set the flag.
+                Ok((w.hpa, if dirty { w.perms } else { w.perms & !(ept::WRITE as u8) }))
+            }
+            Ok(w) => Err(self.ept_violation(gpa, acc, w.perms, lin, final_)),
             Err(Stop::NotPresent) => Err(self.ept_violation(gpa, acc, 0, lin, final_)),
             Err(Stop::Misconfig) => {
                 self.vmx.ept_pending =
@@ -162,6 +240,9 @@ impl Machine {
     pub(crate) fn ept_violation(&mut self, gpa: u64, acc: Access, perms: u8, lin: u64, final_: bool) -> Fault {
         use exit_qual::ept as q;
         let mut qual = match acc {
+            // A guest paging-structure access with EPT A/D flags on is a write that sets
+            // both access bits (SDM Table 27-7, note 1).
+            _ if !final_ && self.ept_ad() => q::ACC_READ | q::ACC_WRITE,
             Access::Read => q::ACC_READ,
             Access::Write => q::ACC_WRITE,
             Access::Exec => q::ACC_INSTR,

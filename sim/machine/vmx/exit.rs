@@ -263,7 +263,7 @@ impl Machine {
         c.movss_shadow = false;
         c.halted = false;
         c.update_mode();
-        self.tlb.flush_all();
+        self.tlb_vm_exit();
     }
 
     fn exit_msr_lists(&mut self) {

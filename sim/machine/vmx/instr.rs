@@ -41,7 +41,7 @@ impl Machine {
 
     /// The #UD conditions shared by the VMX instructions other than VMXON: outside VMX
     /// operation, real or virtual-8086 mode, or compatibility mode.
-    fn vmx_ud(&self) -> Result<(), Fault> {
+    pub(super) fn vmx_ud(&self) -> Result<(), Fault> {
         let c = &self.cpu;
         if !self.vmx.on
             || c.mode == Mode::Real
@@ -390,8 +390,8 @@ pub fn vmcall(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     Ok(())
 }
 
-/// INVEPT r, m128 (SDM 31, "INVEPT"); INVVPID and VMFUNC share this handler: VPID and VM
-/// functions are not offered (their capability bits read 0), so they raise #UD everywhere.
+/// INVEPT r, m128 (SDM 31, "INVEPT"); VMFUNC shares this handler: VM functions are not
+/// offered (IA32_VMX_VMFUNC reads 0), so it raises #UD everywhere. INVVPID is in `vpid.rs`.
 pub fn invept(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     use crate::arch::vmx_ctrl::{ept_vpid_cap as cap, invept as ty};
     let caps = m.vmx.caps.msr(vmsr::IA32_VMX_EPT_VPID_CAP);

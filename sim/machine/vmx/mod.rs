@@ -30,29 +30,34 @@
 //! - primary processor-based: interrupt-window exiting (2), use TPR shadow (21), NMI-window
 //!   exiting (22) and monitor trap flag (27) (no interrupt controller, no virtual-APIC page);
 //!   activate tertiary controls (17);
-//! - secondary: everything except enable EPT (1, see `ept.rs`), enable RDTSCP (3), WBINVD
-//!   exiting (6), enable INVPCID (12) and, where the model has it, VMCS shadowing (14). In
-//!   particular VPID (5) is cleared (every entry and exit flushes the TLB) and so is
-//!   unrestricted guest (7: real-mode and paging-off guests under EPT are not modeled);
+//! - secondary: everything except enable EPT (1, see `ept.rs`), enable RDTSCP (3), enable
+//!   VPID (5, see `vpid.rs`), WBINVD exiting (6), enable INVPCID (12) and, where the model
+//!   has them, VMCS shadowing (14) and enable PML (17, see `ept.rs`). In particular
+//!   unrestricted guest (7) is cleared: real-mode and paging-off guests under EPT are not
+//!   modeled;
 //! - VM-exit: load IA32_PERF_GLOBAL_CTRL (12), clear IA32_BNDCFGS (23) and everything from
 //!   bit 24 up (PT, LBR, CET, PKRS, secondary controls): none of that state is modeled;
 //! - VM-entry: load IA32_PERF_GLOBAL_CTRL (13) and everything from bit 16 up;
 //! - IA32_VMX_BASIC: dual-monitor treatment of SMIs (49, no SMM);
 //! - IA32_VMX_MISC: activity states shutdown (7) and wait-for-SIPI (8), Intel PT in VMX (14)
 //!   and RDMSR of IA32_SMBASE in SMM (15);
-//! - IA32_VMX_EPT_VPID_CAP keeps only what `ept.rs` implements: execute-only, 4-level walks,
-//!   UC/WB paging structures, 2-MiB and 1-GiB pages, INVEPT single- and all-context. Cleared:
-//!   accessed/dirty flags (21), 5-level walks, advanced EPT-violation information, and every
-//!   VPID/INVVPID bit (63:32). IA32_VMX_VMFUNC reads 0 (no VM functions).
+//! - IA32_VMX_EPT_VPID_CAP keeps only what `ept.rs` and `vpid.rs` implement: execute-only,
+//!   4-level walks, UC/WB paging structures, 2-MiB and 1-GiB pages, INVEPT single- and
+//!   all-context, accessed/dirty flags (21); INVVPID (32) with its four types (40-43).
+//!   Cleared: 5-level walks and advanced EPT-violation information. IA32_VMX_VMFUNC reads 0
+//!   (no VM functions).
 //!
 //! EPT deviations: the guest PDPTE fields (GUEST_PDPTR0-3) exist but a PAE-paging guest under
 //! EPT reads its PDPTEs through the EPT at each page walk instead of from the fields loaded at
-//! VM entry (and they are not saved at VM exit); INVEPT of either type flushes the whole TLB.
+//! VM entry (and they are not saved at VM exit); INVEPT of either type flushes the whole TLB
+//! (every VPID). The TLB does not track PCIDs: INVPCID and MOV CR3 invalidate for the whole
+//! current VPID, more than required.
 
 mod entry;
 pub(crate) mod ept;
 mod exit;
 pub(crate) mod instr;
+pub(crate) mod vpid;
 
 use crate::arch::vmcs_fields::{self, field as f, FieldWidth, VMCS_FIELDS};
 use crate::arch::vmx_ctrl::{self, msr as vmsr, proc2};
@@ -169,7 +174,9 @@ impl Caps {
             | proc2::SECONDARY_EXEC_WBINVD_EXITING
             | proc2::SECONDARY_EXEC_ENABLE_INVPCID
             | proc2::SECONDARY_EXEC_SHADOW_VMCS
-            | proc2::SECONDARY_EXEC_ENABLE_EPT;
+            | proc2::SECONDARY_EXEC_ENABLE_EPT
+            | proc2::SECONDARY_EXEC_ENABLE_VPID
+            | proc2::SECONDARY_EXEC_ENABLE_PML;
         let exit_ok = ex::DEFAULT1
             | ex::VM_EXIT_SAVE_DEBUG_CONTROLS
             | ex::VM_EXIT_HOST_ADDR_SPACE_SIZE
@@ -203,13 +210,16 @@ impl Caps {
         msrs[idx(vmsr::IA32_VMX_BASIC)] &= !vb::DUAL_MONITOR;
         msrs[idx(vmsr::IA32_VMX_MISC)] &=
             !(vm::ACTIVITY_SHUTDOWN | vm::ACTIVITY_WAIT_SIPI | vm::INTEL_PT | vm::RDMSR_IN_SMM);
-        // EPT as implemented (ept.rs); no VPID, INVVPID or EPT accessed/dirty flags.
+        // EPT as implemented (ept.rs), VPIDs and INVVPID as implemented (vpid.rs).
         let p2_allowed1 = (msrs[idx(vmsr::IA32_VMX_PROCBASED_CTLS2)] >> 32) as u32;
-        msrs[idx(vmsr::IA32_VMX_EPT_VPID_CAP)] = if p2_allowed1 & proc2::SECONDARY_EXEC_ENABLE_EPT != 0 {
-            msrs[idx(vmsr::IA32_VMX_EPT_VPID_CAP)] & ept::IMPLEMENTED_CAPS
-        } else {
-            0
-        };
+        let mut cap_ok = 0;
+        if p2_allowed1 & proc2::SECONDARY_EXEC_ENABLE_EPT != 0 {
+            cap_ok |= ept::IMPLEMENTED_CAPS;
+        }
+        if p2_allowed1 & proc2::SECONDARY_EXEC_ENABLE_VPID != 0 {
+            cap_ok |= vpid::IMPLEMENTED_CAPS;
+        }
+        msrs[idx(vmsr::IA32_VMX_EPT_VPID_CAP)] &= cap_ok;
         msrs[idx(vmsr::IA32_VMX_VMFUNC)] = 0;
         let mut caps = Caps { msrs, supported: Box::new([]), layout: Box::new([]) };
         let supported: Box<[bool]> = VMCS_FIELDS.iter().map(|fi| caps.field_exists(fi.encoding)).collect();
@@ -234,6 +244,8 @@ impl Caps {
         let shadow = self.proc2_allowed(proc2::SECONDARY_EXEC_SHADOW_VMCS);
         let ept = self.proc2_allowed(proc2::SECONDARY_EXEC_ENABLE_EPT);
         match enc {
+            f::VIRTUAL_PROCESSOR_ID => self.proc2_allowed(proc2::SECONDARY_EXEC_ENABLE_VPID),
+            f::PML_ADDRESS | f::GUEST_PML_INDEX => self.proc2_allowed(proc2::SECONDARY_EXEC_ENABLE_PML),
             f::EPT_POINTER
             | f::GUEST_PHYSICAL_ADDRESS
             | f::GUEST_PDPTR0

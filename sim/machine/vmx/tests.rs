@@ -18,11 +18,14 @@ fn layout_fits_the_region_for_every_model() {
             .unwrap();
         assert!(end <= size, "{name}: layout ends at {end}, region is {size}");
         assert!(caps.supported[fi(f::GUEST_RIP)]);
-        assert!(!caps.supported[fi(f::GUEST_PML_INDEX)]);
-        // EPT is offered (every model has it); VPID is not.
+        // PML where the model has it: the Broadwell server part and Skylake.
+        let pml = matches!(*name, "broadwell-ep" | "skylake");
+        assert_eq!(caps.supported[fi(f::GUEST_PML_INDEX)], pml, "{name}");
+        assert_eq!(caps.supported[fi(f::PML_ADDRESS)], pml, "{name}");
+        // EPT and VPID are offered (every model has them).
         assert!(caps.supported[fi(f::EPT_POINTER)] && caps.supported[fi(f::GUEST_PHYSICAL_ADDRESS)]);
         assert!(caps.supported[fi(f::GUEST_PDPTR3)]);
-        assert!(!caps.supported[fi(f::VIRTUAL_PROCESSOR_ID)]);
+        assert!(caps.supported[fi(f::VIRTUAL_PROCESSOR_ID)]);
         assert_eq!(caps.supported[fi(f::VMREAD_BITMAP)], *name != "broadwell", "{name}");
     }
 }
