@@ -179,13 +179,13 @@ pub(crate) mod tests {
     #[test]
     #[ignore]
     fn dev_cpuid_l1() {
-        let m = run(1, "cpuid", 1000, "broadwell");
+        let m = run(1, "cpuid", 1000, &std::env::var("CPU").unwrap_or("broadwell".into()));
         eprintln!("exits {:?}", m.stats.vm_exits);
     }
     #[test]
     #[ignore]
     fn dev_cpuid_l2() {
-        let m = run(2, "cpuid", 1000, "broadwell");
+        let m = run(2, "cpuid", 1000, &std::env::var("CPU").unwrap_or("broadwell".into()));
         eprintln!("exits {:?}", m.stats.vm_exits);
     }
 }

@@ -1,7 +1,7 @@
 //! Innermost-guest workloads: small 64-bit kernels that do what a guest kernel with a tick
 //! does at boot (CR4.OSXSAVE, XCR0, x2APIC, a far TSC-deadline timer), then time one
 //! operation in a loop with RDTSC, as kvm-unit-tests' vmexit.flat does, and report on port
-//! 0xE9: `vmxsim-result op=NAME iterations=N cycles=C`. Then they write 0 to the
+//! 0xE9: `vmxsim-result op=NAME iterations=N cycles=C` (20-digit numbers). Then they write 0 to the
 //! isa-debug-exit port, which every hypervisor level forwards outwards.
 
 use iced_x86::code_asm::*;
@@ -141,11 +141,13 @@ pub fn build(name: &str, iterations: u64, warmup: u64) -> Result<Program, IcedEr
         a.out(dx, al)?;
         a.hlt()
     })?;
-    // print_dec(rax): decimal digits on port 0xE9.
+    // print_dec(rax): 20 decimal digits, zero-padded, on port 0xE9 (fixed width, so runs
+    // that differ only in their iteration count print the same number of characters).
     b.func("print_dec", |b| {
         let a = &mut b.asm;
         a.mov(rcx, rsp)?;
         a.mov(r8d, 10u32)?;
+        a.mov(r9d, 20u32)?;
         let mut digits = a.create_label();
         a.set_label(&mut digits)?;
         a.xor(edx, edx)?;
@@ -153,7 +155,7 @@ pub fn build(name: &str, iterations: u64, warmup: u64) -> Result<Program, IcedEr
         a.add(edx, b'0' as i32)?;
         a.dec(rsp)?;
         a.mov(byte_ptr(rsp), dl)?;
-        a.test(rax, rax)?;
+        a.dec(r9d)?;
         a.jnz(digits)?;
         a.mov(edx, 0xE9u32)?;
         let mut out = a.create_label();
