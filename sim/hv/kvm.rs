@@ -80,8 +80,7 @@ mod v {
     pub const N_GUEST_MODE: u64 = 0x220;
     pub const N_SYNC_SHADOW: u64 = 0x228;
     pub const N_RUN_PENDING: u64 = 0x230;
-    pub const N_EPT02_NEXT: u64 = 0x238;
-    /// The L1 EPTP the shadow EPT02 was built for.
+    /// Root of the shadow EPT02 in use.
     pub const N_EPT02_FOR: u64 = 0x240;
     pub const N_L2_TIMER_DEADLINE: u64 = 0x248;
     pub const N_DIRTY_VMCS12: u64 = 0x250;
@@ -90,7 +89,6 @@ mod v {
     /// CPUID table for the guest: count, then 32-byte entries.
     pub const CPUID_COUNT: u64 = 0x3F8;
     pub const CPUID: u64 = 0x400;
-    pub const CPUID_MAX: u64 = 48;
 }
 
 /// Bits of `v::FEAT`.

@@ -237,3 +237,12 @@ mod dev3 {
         eprintln!("rev {:#x}", m.mem.read::<4>(base));
     }
 }
+#[cfg(test)]
+mod dev4 {
+    #[test]
+    #[ignore]
+    fn dev_cpuid_l3() {
+        let m = super::tests::run(3, "cpuid", 100, &std::env::var("CPU").unwrap_or("broadwell".into()));
+        eprintln!("exits {:?} cycles {}", m.stats.vm_exits, m.cycles());
+    }
+}

@@ -203,7 +203,9 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         a.mov(vc(v::LAUNCHED_PTR), rax)?;
         a.mov(qword_ptr(L::VCPU + v::HV_DEADLINE), -1)?;
         a.mov(qword_ptr(L::VCPU + v::N_CURRENT_PTR), -1)?;
-        a.mov(qword_ptr(L::VCPU + v::N_EPT02_FOR), -1)?;
+        for i in 0..4u64 {
+            a.mov(qword_ptr(L::VCPU + 0x1A0 + 8 * i), -1)?; // no shadow EPT roots yet
+        }
         a.mov(rax, 0xFEE0_0900u64)?;
         a.mov(vc(v::APIC_BASE), rax)?;
         a.mov(rax, 0x0007_0406_0007_0406u64)?;

@@ -6,6 +6,18 @@
 
 use super::*;
 
+/// Shadow EPT roots kept (one per guest EPTP in use).
+const EPT02_ROOTS: u64 = 4;
+const EPT02_SLICE: u64 = (L::EPT02_POOL_END - L::EPT02_POOL) / EPT02_ROOTS;
+/// vCPU slots of the shadow-EPT cache and the INVEPT/INVVPID descriptor.
+const N_EPT02_TAGS: u64 = 0x1A0;
+const N_EPT02_NEXTS: u64 = 0x180;
+const N_EPT02_VICTIM: u64 = 0x178;
+const N_EPT02_END: u64 = 0x170;
+const N_EPT02_CUR: u64 = 0x168;
+const N_LAST_VPID: u64 = 0x1C0;
+const N_DESC: u64 = 0x270;
+
 /// Guest-state fields `prepare_vmcs02` copies straight from vmcs12, in 4.13's order.
 const GUEST_SEGMENTS: [u32; 36] = [
     f::GUEST_ES_SELECTOR,
@@ -617,8 +629,10 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         a.jnz(ok)?;
         a.ret()?;
         a.set_label(&mut ok)?;
-        // The shadow EPT is rebuilt from scratch for the next nested entry.
-        a.mov(qword_ptr(L::VCPU + v::N_EPT02_FOR), -1)?;
+        // Every shadow EPT is rebuilt from scratch on its next use.
+        for i in 0..EPT02_ROOTS {
+            a.mov(qword_ptr(L::VCPU + N_EPT02_TAGS + 8 * i), -1)?;
+        }
         a.jmp(succeed)
     })?;
     b.func("handle_invvpid", |b| {
@@ -840,7 +854,6 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         a.mov(qword_ptr(L::VCPU + 0x1E0), rax)?;
         a.vmclear(qword_ptr(L::VCPU + 0x1E0))?;
         a.mov(qword_ptr(L::VCPU + v::LAUNCHED02), 0)?;
-        a.mov(qword_ptr(L::VCPU + v::N_EPT02_FOR), -1)?;
         a.set_label(&mut same)?;
         a.mov(rdi, L::VMCS02)?;
         a.call(switch)?;
@@ -888,6 +901,18 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         a.test(qword_ptr(L::VCPU + v::FEAT), feat::VPID as i32)?;
         a.jz(no_vpid)?;
         vmwrite_imm(a, f::VIRTUAL_PROCESSOR_ID, 2)?;
+        // vpid02 serves every nested guest: flush it when the guest's VPID changes.
+        let mut same_vpid = a.create_label();
+        a.movzx(eax, word_ptr(rbx + off12(f::VIRTUAL_PROCESSOR_ID)))?;
+        a.cmp(rax, vc(N_LAST_VPID))?;
+        a.je(same_vpid)?;
+        a.mov(vc(N_LAST_VPID), rax)?;
+        a.mov(qword_ptr(L::VCPU + N_DESC), 2)?;
+        a.mov(qword_ptr(L::VCPU + N_DESC + 8), 0)?;
+        a.mov(eax, 1u32)?;
+        a.invvpid(rax, xmmword_ptr(L::VCPU + N_DESC))?;
+        a.set_label(&mut same_vpid)?;
+        a.zero_bytes()?;
         a.set_label(&mut no_vpid)?;
         let mut no_pml = a.create_label();
         a.test(qword_ptr(L::VCPU + v::FEAT), feat::PML as i32)?;
@@ -1027,22 +1052,53 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
     })?;
 
     // nested_ept_init_mmu_context: vmcs02's EPTP is this level's shadow of the guest's EPT.
+    // Shadow EPT roots are kept per guest EPTP (KVM finds its shadow pages again by role),
+    // EPT02_ROOTS of them, the oldest recycled (emptied, and INVEPT for its EPTP).
     b.func("nested_ept_init_mmu_context", |b| {
         let a = &mut b.asm;
-        let mut same = a.create_label();
+        let mut found = a.create_label();
         a.mov(rax, qword_ptr(rbx + off12(f::EPT_POINTER)))?;
-        a.cmp(rax, vc(v::N_EPT02_FOR))?;
-        a.je(same)?;
-        // kvm_mmu_reset_context: a fresh, empty EPT02.
-        a.mov(vc(v::N_EPT02_FOR), rax)?;
-        a.mov(rdi, L::EPT02_POOL)?;
+        for i in 0..EPT02_ROOTS {
+            let mut next = a.create_label();
+            a.cmp(rax, qword_ptr(L::VCPU + N_EPT02_TAGS + 8 * i))?;
+            a.jne(next)?;
+            a.mov(edx, i as u32)?;
+            a.jmp(found)?;
+            a.set_label(&mut next)?;
+        }
+        // kvm_mmu_reset_context with a new root: an empty EPT02.
+        a.mov(rdx, vc(N_EPT02_VICTIM))?;
+        a.lea(ecx, dword_ptr(rdx + 1))?;
+        a.and(ecx, (EPT02_ROOTS - 1) as i32)?;
+        a.mov(vc(N_EPT02_VICTIM), rcx)?;
+        a.mov(qword_ptr(rdx * 8 + (L::VCPU + N_EPT02_TAGS)), rax)?;
+        a.imul_3(rdi, rdx, EPT02_SLICE as i32)?;
+        a.mov(rax, L::EPT02_POOL)?;
+        a.add(rdi, rax)?;
+        a.lea(rax, qword_ptr(rdi + 0x1000))?;
+        a.mov(qword_ptr(rdx * 8 + (L::VCPU + N_EPT02_NEXTS)), rax)?;
+        a.push(rdx)?;
+        a.push(rdi)?;
         a.mov(ecx, 512u32)?;
         a.xor(eax, eax)?;
         a.rep().stosq()?;
-        a.mov(rax, L::EPT02_POOL + 0x1000)?;
-        a.mov(vc(v::N_EPT02_NEXT), rax)?;
-        a.set_label(&mut same)?;
-        vmwrite_imm(a, f::EPT_POINTER, L::EPT02_POOL | (3 << 3) | 6)?;
+        a.pop(rax)?;
+        a.or(rax, (3 << 3) | 6)?;
+        a.mov(vc(N_DESC), rax)?;
+        a.mov(qword_ptr(L::VCPU + N_DESC + 8), 0)?;
+        a.mov(eax, 1u32)?;
+        a.invept(rax, xmmword_ptr(L::VCPU + N_DESC))?;
+        a.pop(rdx)?;
+        a.set_label(&mut found)?;
+        a.mov(vc(N_EPT02_CUR), rdx)?;
+        a.imul_3(rax, rdx, EPT02_SLICE as i32)?;
+        a.mov(rcx, L::EPT02_POOL)?;
+        a.add(rax, rcx)?;
+        a.mov(vc(v::N_EPT02_FOR), rax)?;
+        a.lea(rcx, qword_ptr(rax + EPT02_SLICE))?;
+        a.mov(vc(N_EPT02_END), rcx)?;
+        a.or(rax, (3 << 3) | 6)?;
+        vmwrite(a, f::EPT_POINTER, rax)?;
         a.ret()
     })?;
 
@@ -1095,8 +1151,9 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         a.mov(rcx, GUEST_BASE)?;
         a.add(rsi, rcx)?;
         a.and(rsi, r8)?;
-        // Install in EPT02, allocating tables from the pool.
-        a.mov(rax, L::EPT02_POOL)?;
+        // Install in EPT02, allocating tables from the current root's slice of the pool.
+        a.mov(rax, vc(v::N_EPT02_FOR))?;
+        a.mov(r11, vc(N_EPT02_CUR))?;
         for shift in [39u32, 30, 21] {
             let mut present = a.create_label();
             a.mov(rdx, rdi)?;
@@ -1106,9 +1163,8 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
             a.mov(rax, qword_ptr(r9))?;
             a.test(eax, 7)?;
             a.jnz(present)?;
-            a.mov(rax, vc(v::N_EPT02_NEXT))?;
-            a.mov(rcx, L::EPT02_POOL_END)?;
-            a.cmp(rax, rcx)?;
+            a.mov(rax, qword_ptr(r11 * 8 + (L::VCPU + N_EPT02_NEXTS)))?;
+            a.cmp(rax, vc(N_EPT02_END))?;
             let mut room = a.create_label();
             a.jb(room)?;
             a.mov(edi, 0xE9u32)?;
@@ -1122,7 +1178,7 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
             a.rep().stosq()?;
             a.pop(rdi)?;
             a.lea(rax, qword_ptr(r10 + 0x1000))?;
-            a.mov(vc(v::N_EPT02_NEXT), rax)?;
+            a.mov(qword_ptr(r11 * 8 + (L::VCPU + N_EPT02_NEXTS)), rax)?;
             a.mov(rax, r10)?;
             a.or(rax, 7)?;
             a.mov(qword_ptr(r9), rax)?;
