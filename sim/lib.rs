@@ -15,6 +15,7 @@ pub mod exec;
 pub mod hv;
 pub mod loader;
 pub mod machine;
+pub mod run;
 pub mod scenario;
 pub mod testkit;
 pub mod timing;

@@ -1,12 +1,14 @@
 //! Scenario and hypervisor-model loading (`sim/scenario.rs`): the shipped files load with the
 //! facts the KVM model depends on, every error names its origin, line and key with a
-//! suggestion, and overrides and `--set` land on the right level.
+//! suggestion, overrides and `--set` land on the right level, and the run report renders.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use vmxsim::arch::msr;
 use vmxsim::arch::vmcs_fields::field as f;
 use vmxsim::hv::config::{MsrBitmapMerge, Vmcs02Rebuild, VmxFeatures, Xcr0Load};
+use vmxsim::run::{render_table, ExitCount, ProfileRow, RunReport};
 use vmxsim::scenario::{self, load, load_hv_model, parse_hv_model, Scenario, HV_MODELS, WORKLOADS};
 
 fn root() -> PathBuf {
@@ -378,4 +380,91 @@ fn hv_model_paths_resolve_next_to_the_scenario() {
     });
     assert_eq!(s.file, t.path.display().to_string());
     assert!(Path::new(&s.file).exists());
+}
+
+// ---- report ---------------------------------------------------------------------------------
+
+#[test]
+fn render_table_golden() {
+    let exit = |level, reason: &str, count| ExitCount { level, reason: reason.into(), count };
+    let row = |level, symbol: &str, cycles| ProfileRow { level, symbol: symbol.into(), cycles };
+    let mut anc = BTreeMap::new();
+    anc.insert("VMREAD".to_string(), 2.0);
+    anc.insert("MSR_READ".to_string(), 1.0);
+    anc.insert("VMRESUME".to_string(), 1.0);
+    let r = RunReport {
+        scenario: "cpuid-l2".into(),
+        cost_model: "broadwell".into(),
+        cpu: "broadwell-ep".into(),
+        stack: vec!["kvm-4.13".into(), "kvm-4.13".into()],
+        workload: "cpuid".into(),
+        iterations: 1000,
+        warmup: 10,
+        cycles_per_iteration: 61234.56,
+        exits: vec![
+            exit(1, "VMREAD", 2020),
+            exit(2, "CPUID", 1010),
+            exit(1, "VMRESUME", 1011),
+            exit(1, "MSR_READ", 1010),
+        ],
+        ancillary_exits_per_l2_exit: Some(anc),
+        total_cycles: 100_000_000,
+        instructions: 4_000_000,
+        profile: vec![
+            row(0, "vmx_vcpu_run", 20_000_000),
+            row(0, "nested_vmx_disable_intercept_for_msr", 30_000_000),
+            row(0, "[vm-exit]", 5_000_000),
+            row(0, "nested_vmx_run", 25_000_000),
+            row(0, "copy_shadow_to_vmcs12", 4_000_000),
+            row(0, "handle_vmread", 3_000_000),
+            row(0, "handle_vmwrite", 2_000_000),
+            row(1, "vmx_vcpu_run", 6_000_000),
+            row(1, "handle_cpuid", 3_000_000),
+            row(2, "workload", 2_000_000),
+        ],
+        wall_seconds: 0.5,
+    };
+    let expected = "\
+scenario   cpuid-l2 (kvm-4.13 > kvm-4.13 > cpuid)
+models     cost broadwell, cpu broadwell-ep
+iterations 1000 measured, 10 warm-up
+cycles per iteration         61234.6
+total cycles               100000000
+instructions                 4000000
+wall time                      0.50s (200.0 M simulated cycles/s)
+
+exits      level  reason                      count
+           L1     VMREAD                       2020
+           L1     VMRESUME                     1011
+           L1     MSR_READ                     1010
+           L2     CPUID                        1010
+
+ancillary exits of L1 per L2 exit
+           VMREAD                             2.00
+           MSR_READ                           1.00
+           VMRESUME                           1.00
+
+profile    level  symbol                                     cycles   share
+           L0     nested_vmx_disable_intercept_for_msr     30000000   30.0%
+           L0     nested_vmx_run                           25000000   25.0%
+           L0     vmx_vcpu_run                             20000000   20.0%
+           L0     [vm-exit]                                 5000000    5.0%
+           L0     copy_shadow_to_vmcs12                     4000000    4.0%
+           L0     (2 more)                                  5000000    5.0%
+           L1     vmx_vcpu_run                              6000000    6.0%
+           L1     handle_cpuid                              3000000    3.0%
+           L2     workload                                  2000000    2.0%
+";
+    assert_eq!(render_table(&r), expected);
+    let json = serde_json::to_value(&r).unwrap();
+    for key in ["scenario", "cost_model", "stack", "workload", "iterations", "cycles_per_iteration", "exits"] {
+        assert!(json.get(key).is_some(), "{key}");
+    }
+    assert_eq!(json["ancillary_exits_per_l2_exit"]["VMREAD"], 2.0);
+    assert_eq!(json["exits"][0]["reason"], "VMREAD");
+    let back: RunReport = serde_json::from_value(json).unwrap();
+    assert_eq!(back, r);
+    let one_level = RunReport { ancillary_exits_per_l2_exit: None, profile: vec![], exits: vec![], ..r };
+    assert!(serde_json::to_value(&one_level).unwrap().get("ancillary_exits_per_l2_exit").is_none());
+    assert!(render_table(&one_level).contains("(none)"));
 }
