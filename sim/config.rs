@@ -29,7 +29,9 @@ pub fn from_toml<T: serde::de::DeserializeOwned>(text: &str, file: &str) -> Resu
         if let Some(rest) = message.strip_prefix("unknown field `") {
             if let Some((name, expected)) = rest.split_once('`') {
                 let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-                if let Some(s) = crate::util::suggest(name, known.iter().copied()) {
+                let suggestion = crate::util::suggest(name, known.iter().copied())
+                    .or_else(|| crate::util::suggest_abbreviation(name, known.iter().copied()));
+                if let Some(s) = suggestion {
                     message = format!("unknown key `{name}` (did you mean `{s}`?)");
                 } else {
                     message = format!("unknown key `{name}`; expected one of {}", known.join(", "));

@@ -46,6 +46,21 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Run a scenario: a stack of hypervisors with a workload innermost (see scenarios/README.md).
+    Run {
+        /// The scenario file, e.g. scenarios/cpuid-l2.toml.
+        scenario: PathBuf,
+        /// Print one JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Override a scenario key: a dotted key and a TOML value, e.g. --set iterations=1000,
+        /// --set 'hv.L0.shadow_read_write_fields=["GUEST_RIP"]'. Repeatable; applied in order.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Attribute cycles to level and function symbol.
+        #[arg(long)]
+        profile: bool,
+    },
     /// Measure simulated MIPS on benchmark images (see BENCHMARKS.md).
     Bench {
         /// Images to run; the shipped ALU-loop image when omitted.
@@ -106,6 +121,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Cmd::Run { scenario, json, sets, profile } => run(&scenario, json, &sets, profile),
         Cmd::Bench { images, runs, cost_model, profile, json } => match vmxsim::bench::run(
             &images,
             runs,
@@ -118,5 +134,34 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+    }
+}
+
+/// `vmxsim run`: load, run, print.
+fn run(path: &std::path::Path, json: bool, sets: &[String], profile: bool) -> ExitCode {
+    use std::io::Write;
+    let scenario = match vmxsim::scenario::load(path, sets) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("vmxsim: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match vmxsim::run::run_scenario(&scenario, &vmxsim::run::RunOptions { json, profile }) {
+        Ok(report) => {
+            // A closed pipe (e.g. `| head`) is not an error of the run.
+            if json {
+                if let Ok(s) = serde_json::to_string_pretty(&report) {
+                    let _ = writeln!(std::io::stdout(), "{s}");
+                }
+            } else {
+                let _ = write!(std::io::stdout(), "{}", vmxsim::run::render_table(&report));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("vmxsim run: {}: {e}", scenario.name);
+            ExitCode::from(2)
+        }
     }
 }

@@ -72,3 +72,23 @@ pub struct HvParams {
     pub msr_bitmap_merge: MsrBitmapMerge,
     pub vmcs02_rebuild: Vmcs02Rebuild,
 }
+
+impl HvParams {
+    /// The shadow lists (read-only, read-write) as this hypervisor sets them up on a processor
+    /// with the VMX features `hw`: a field that exists only with a feature is left out when the
+    /// processor lacks it, since copying it into the shadow VMCS would fail. This is KVM 4.16's
+    /// `init_vmcs_shadow_fields()` rule (GUEST_PML_INDEX needs PML, VMX_PREEMPTION_TIMER_VALUE
+    /// the preemption timer, GUEST_INTR_STATUS APICv), applied to every model.
+    pub fn shadow_fields_on(&self, hw: &VmxFeatures) -> (Vec<u32>, Vec<u32>) {
+        use crate::arch::vmcs_fields::field as f;
+        let present = |enc: &&u32| match **enc {
+            f::GUEST_PML_INDEX => hw.pml,
+            f::VMX_PREEMPTION_TIMER_VALUE => hw.preemption_timer,
+            f::GUEST_INTR_STATUS => hw.apicv,
+            _ => true,
+        };
+        let ro = self.shadow_read_only.iter().filter(present).copied().collect();
+        let rw = self.shadow_read_write.iter().filter(present).copied().collect();
+        (ro, rw)
+    }
+}
