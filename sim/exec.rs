@@ -9,6 +9,8 @@ use serde::Serialize;
 use crate::cpu_model::CpuModel;
 use crate::loader::{self, Format};
 use crate::machine::{Machine, StopReason};
+pub use crate::timing::accounting::ProfileRow;
+use crate::timing::accounting::{Accounting, Report};
 use crate::timing::CostModel;
 
 /// Options of one `exec` run.
@@ -26,7 +28,7 @@ pub struct ExecOptions {
     /// Cost model (a name from `models/cost/` or a path); `None` picks the model named
     /// like the CPU model if there is one, else one cycle per instruction ("unit").
     pub cost_model: Option<String>,
-    /// Attribute cycles to level and symbol.
+    /// Attribute cycles to level, symbol and VM exit (`timing::accounting`).
     pub profile: bool,
 }
 
@@ -72,24 +74,21 @@ pub struct ExecReport {
     pub unimplemented: BTreeMap<String, u64>,
     /// Exceptions delivered, by vector name.
     pub exceptions: BTreeMap<String, u64>,
-    /// VM exits (VM-entry failures included), by exit-reason name (e.g. "CPUID").
     /// Cycles from each VM exit to the next VM entry (handling plus both transitions), by
-    /// exit reason.
+    /// exit reason. Nested handling is not separated here; `accounting.by_exit` does that.
     pub vm_exit_cycles: BTreeMap<String, u64>,
+    /// VM exits (VM-entry failures included), by exit-reason name (e.g. "CPUID").
     pub vm_exits: BTreeMap<String, u64>,
-    /// With `--profile`: cycles by level and symbol, summing exactly to `cycles`.
+    /// With `--profile`: cycles by level and symbol, summing exactly to `cycles` (the same
+    /// rows as `accounting.by_symbol`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profile: Option<Vec<ProfileRow>>,
+    /// With `--profile`: cycles by level, by symbol and by exit reason, and VM exits by
+    /// level and reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accounting: Option<Report>,
     #[serde(skip)]
     pub output_bytes: Vec<u8>,
-}
-
-/// One row of a profile.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct ProfileRow {
-    pub level: u32,
-    pub symbol: String,
-    pub cycles: u64,
 }
 
 /// Errors that stop a run before the guest starts.
@@ -155,34 +154,10 @@ pub fn cost_model_name(opts: &ExecOptions) -> String {
     }
 }
 
-/// The profile of a run: millicycles by row, rounded to whole cycles by the largest-remainder
-/// method so that the rows sum exactly to the run's cycle count. Empty rows are dropped.
+/// The profile of a run: cycles by level and symbol (hardware transitions as rows of
+/// their own), summing exactly to the run's cycle count; `None` unless profiling is on.
 pub fn profile_rows(m: &Machine) -> Option<Vec<ProfileRow>> {
-    let p = m.profile.as_ref()?;
-    let total = m.cycles();
-    let mut rows: Vec<(usize, u64, u64)> = p.iter().enumerate().map(|(i, mc)| (i, mc / 1000, mc % 1000)).collect();
-    let assigned: u64 = rows.iter().map(|r| r.1).sum();
-    let mut left = total.saturating_sub(assigned);
-    rows.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
-    for r in rows.iter_mut() {
-        if left == 0 {
-            break;
-        }
-        if r.2 > 0 {
-            r.1 += 1;
-            left -= 1;
-        }
-    }
-    let mut out: Vec<ProfileRow> = rows
-        .into_iter()
-        .filter(|r| r.1 > 0)
-        .map(|(i, c, _)| {
-            let id = &m.images.ids[i];
-            ProfileRow { level: id.level, symbol: id.name.clone(), cycles: c }
-        })
-        .collect();
-    out.sort_by(|a, b| b.cycles.cmp(&a.cycles).then(a.symbol.cmp(&b.symbol)));
-    Some(out)
+    Accounting::report(m).map(|r| r.by_symbol)
 }
 
 /// The process exit status for a stop reason.
@@ -206,6 +181,7 @@ pub fn report(m: &Machine, format: Format, cpu: &str, stop: StopReason) -> ExecR
         StopReason::DebugExit(v) => Some(format!("guest wrote {v:#x} to the isa-debug-exit port")),
         _ => None,
     };
+    let accounting = Accounting::report(m);
     ExecReport {
         format,
         cpu: cpu.to_string(),
@@ -225,25 +201,15 @@ pub fn report(m: &Machine, format: Format, cpu: &str, stop: StopReason) -> ExecR
         vm_exits: m.stats.vm_exits.iter().map(|(r, n)| (reason_name(*r), *n)).collect(),
         vm_exit_cycles: m.stats.exit_mcycles.iter().map(|(r, mc)| (reason_name(*r), mc / 1000)).collect(),
         output_bytes: m.devices.output.clone(),
-        profile: profile_rows(m),
+        profile: accounting.as_ref().map(|r| r.by_symbol.clone()),
+        accounting,
         cost_model: String::from("unit"),
     }
 }
 
-/// A profile as a text table (level, symbol, cycles, share), largest first.
-pub fn profile_table(rows: &[ProfileRow], total: u64) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    let _ = writeln!(out, "{:>5}  {:<40} {:>14} {:>7}", "level", "symbol", "cycles", "share");
-    for r in rows {
-        let share = if total == 0 { 0.0 } else { 100.0 * r.cycles as f64 / total as f64 };
-        let _ = writeln!(out, "{:>5}  {:<40} {:>14} {:>6.2}%", format!("L{}", r.level), r.symbol, r.cycles, share);
-    }
-    let _ = writeln!(out, "{:>5}  {:<40} {:>14} {:>6.2}%", "", "total", total, 100.0);
-    out
+/// A profile as text tables (by level and symbol, by level, VM exits, time by exit).
+pub fn profile_table(r: &Report) -> String {
+    crate::timing::accounting::table(r)
 }
 
-/// An exit reason's uapi name ("CPUID"), or REASON_n for one without a name.
-fn reason_name(r: u32) -> String {
-    crate::arch::exit_reason::name(r as u16).map_or_else(|| format!("REASON_{r}"), str::to_string)
-}
+use crate::timing::accounting::reason_name;

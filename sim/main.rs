@@ -102,8 +102,8 @@ fn main() -> ExitCode {
                     } else {
                         use std::io::Write;
                         let _ = std::io::stdout().flush();
-                        if let Some(rows) = &r.profile {
-                            eprint!("{}", vmxsim::exec::profile_table(rows, r.cycles));
+                        if let Some(acct) = &r.accounting {
+                            eprint!("{}", vmxsim::exec::profile_table(acct));
                         }
                     }
                     if r.exit_code == 2 {

@@ -166,7 +166,7 @@ mod tests {
         assert_eq!(m.cpu.gpr[0], 5050);
         let rows = crate::exec::profile_rows(&m).expect("profile");
         let work = rows.iter().find(|r| r.symbol == "work").expect("work row");
-        assert_eq!(work.level, 1);
+        assert_eq!(work.level, Some(1));
         // 100 iterations of 3 instructions plus the ret, at one cycle each (unit prices).
         assert_eq!(work.cycles, 301);
         assert_eq!(rows.iter().map(|r| r.cycles).sum::<u64>(), m.cycles());

@@ -49,8 +49,24 @@ classes! {
     LoadOp = "load_op",
     /// A LOCK-prefixed or implicitly locked read-modify-write (XCHG with memory).
     Locked = "locked",
-    /// One element of a string instruction (the instruction's base cost is one element).
+    /// One element of a string instruction (the instruction's base cost is one element);
+    /// REP MOVS and REP STOS are priced by bytes instead (below).
     StringIter = "string_iter",
+    /// REP MOVS start-up (the fast-string set-up), charged even when RCX is 0; the bytes
+    /// copied are charged by `rep_movs{b,w,d,q}_byte`.
+    RepMovs = "rep_movs",
+    /// REP STOS start-up; the bytes stored are charged by `rep_stos{b,w,d,q}_byte`.
+    RepStos = "rep_stos",
+    /// Cycles per byte copied by REP MOVSB / MOVSW / MOVSD / MOVSQ.
+    RepMovsbByte = "rep_movsb_byte",
+    RepMovswByte = "rep_movsw_byte",
+    RepMovsdByte = "rep_movsd_byte",
+    RepMovsqByte = "rep_movsq_byte",
+    /// Cycles per byte stored by REP STOSB / STOSW / STOSD / STOSQ.
+    RepStosbByte = "rep_stosb_byte",
+    RepStoswByte = "rep_stosw_byte",
+    RepStosdByte = "rep_stosd_byte",
+    RepStosqByte = "rep_stosq_byte",
     /// A conditional branch not taken.
     BranchNotTaken = "branch_not_taken",
     /// A conditional branch taken (charged instead of not-taken).
@@ -129,6 +145,21 @@ impl Prices {
     #[inline(always)]
     pub fn of(&self, c: CostClass) -> u32 {
         self.0[c as usize]
+    }
+}
+
+/// The per-byte class of a REP MOVS (`copy`) or REP STOS with `width`-byte elements.
+pub fn block_byte_class(copy: bool, width: u8) -> CostClass {
+    use CostClass as C;
+    match (copy, width) {
+        (true, 1) => C::RepMovsbByte,
+        (true, 2) => C::RepMovswByte,
+        (true, 4) => C::RepMovsdByte,
+        (true, _) => C::RepMovsqByte,
+        (false, 1) => C::RepStosbByte,
+        (false, 2) => C::RepStoswByte,
+        (false, 4) => C::RepStosdByte,
+        (false, _) => C::RepStosqByte,
     }
 }
 
@@ -252,6 +283,8 @@ pub fn classify(d: &DInsn) -> CostClass {
         | M::Popad
         | M::Enter
         | M::Leave => C::PushPop,
+        M::Movsb | M::Movsw | M::Movsd | M::Movsq if ins.has_rep_prefix() || ins.has_repne_prefix() => C::RepMovs,
+        M::Stosb | M::Stosw | M::Stosd | M::Stosq if ins.has_rep_prefix() || ins.has_repne_prefix() => C::RepStos,
         M::Movsb
         | M::Movsw
         | M::Movsd
@@ -375,7 +408,10 @@ mod tests {
         assert_eq!(class_of(&[0xE8, 0, 0, 0, 0]), CostClass::CallRet);
         assert_eq!(class_of(&[0xC3]), CostClass::CallRet);
         assert_eq!(class_of(&[0x50]), CostClass::PushPop);
-        assert_eq!(class_of(&[0xF3, 0xA4]), CostClass::StringIter); // rep movsb
+        assert_eq!(class_of(&[0xF3, 0xA4]), CostClass::RepMovs); // rep movsb
+        assert_eq!(class_of(&[0xF3, 0x48, 0xAB]), CostClass::RepStos); // rep stosq
+        assert_eq!(class_of(&[0xA4]), CostClass::StringIter); // movsb
+        assert_eq!(class_of(&[0xF3, 0xAC]), CostClass::StringIter); // rep lodsb
         assert_eq!(class_of(&[0x0F, 0xA2]), CostClass::Cpuid);
         assert_eq!(class_of(&[0x0F, 0x31]), CostClass::Rdtsc);
         assert_eq!(class_of(&[0x0F, 0x32]), CostClass::RdmsrSlow);

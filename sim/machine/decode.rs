@@ -258,7 +258,7 @@ impl Machine {
     /// Fills in the price and profile row of a freshly built instruction at `pa`.
     fn priced(&self, mut d: DInsn, pa: u64) -> DInsn {
         d.cost = self.prices.of(d.class);
-        if self.profile.is_some() {
+        if self.acct.is_some() {
             d.sym = self.images.lookup(pa);
         }
         d

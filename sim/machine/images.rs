@@ -22,10 +22,11 @@ pub struct Image {
     pub symbols: Vec<Symbol>,
 }
 
-/// A profile row's identity.
+/// A profile row's identity. `level` is `None` only for the row of code outside every
+/// image ("[unowned]"): such code has no structural level, and none is guessed for it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SymbolId {
-    pub level: u32,
+    pub level: Option<u32>,
     pub name: String,
 }
 
@@ -33,25 +34,21 @@ pub struct SymbolId {
 #[derive(Clone, Debug)]
 pub struct ImageMap {
     images: Vec<Image>,
-    /// Row identities; 0 is code outside every image, then fixed rows, then symbols.
+    /// Row identities; 0 is code outside every image, then one row per image (its code
+    /// outside its symbols) followed by the image's symbols.
     pub ids: Vec<SymbolId>,
     /// (start, end, id) sorted by start, over every symbol and every image range.
     index: Vec<(u64, u64, u32)>,
 }
 
 /// Row for code outside every image.
-pub const UNKNOWN: u32 = 0;
-/// Row for exception and interrupt delivery by the hardware.
-pub const EXCEPTION: u32 = 1;
+pub const UNOWNED: u32 = 0;
 
 impl Default for ImageMap {
     fn default() -> Self {
         ImageMap {
             images: Vec::new(),
-            ids: vec![
-                SymbolId { level: 0, name: "[unknown]".into() },
-                SymbolId { level: 0, name: "[exception]".into() },
-            ],
+            ids: vec![SymbolId { level: None, name: "[unowned]".into() }],
             index: Vec::new(),
         }
     }
@@ -62,13 +59,13 @@ impl ImageMap {
     /// "[NAME]".
     pub fn add(&mut self, image: Image) {
         let whole = self.ids.len() as u32;
-        self.ids.push(SymbolId { level: image.level, name: format!("[{}]", image.name) });
+        self.ids.push(SymbolId { level: Some(image.level), name: format!("[{}]", image.name) });
         for &(s, e) in &image.ranges {
             self.index.push((s, e, whole));
         }
         for sym in &image.symbols {
             let id = self.ids.len() as u32;
-            self.ids.push(SymbolId { level: image.level, name: sym.name.clone() });
+            self.ids.push(SymbolId { level: Some(image.level), name: sym.name.clone() });
             self.index.push((sym.start, sym.end, id));
         }
         // Symbols sort before the image range that contains them (narrower first).
@@ -98,13 +95,18 @@ impl ImageMap {
                 break;
             }
         }
-        best.map_or(UNKNOWN, |(_, id)| id)
+        best.map_or(UNOWNED, |(_, id)| id)
+    }
+
+    /// The level of a row (`None` for "[unowned]" and for ids not in the table).
+    #[inline]
+    pub fn row_level(&self, row: u32) -> Option<u32> {
+        self.ids.get(row as usize).and_then(|i| i.level)
     }
 
     /// The level of the image owning `pa`, if any.
     pub fn level_at(&self, pa: u64) -> Option<u32> {
-        let id = self.lookup(pa);
-        (id != UNKNOWN).then(|| self.ids[id as usize].level)
+        self.ids[self.lookup(pa) as usize].level
     }
 }
 
@@ -128,7 +130,7 @@ mod tests {
         assert_eq!(name(0x2050), "handle_cpuid");
         assert_eq!(name(0x2100), "vmx_vcpu_run");
         assert_eq!(name(0x3000), "[kvm]");
-        assert_eq!(name(0x9000), "[unknown]");
+        assert_eq!(name(0x9000), "[unowned]");
         assert_eq!(m.level_at(0x2050), Some(1));
         assert_eq!(m.level_at(0x10), None);
     }

@@ -7,6 +7,7 @@
 //! rolls RIP back to the faulting instruction and delivers the exception through the IDT.
 //! Everything a guest can trigger is a value, never a panic.
 
+pub mod acct;
 pub mod cost;
 pub mod cpu;
 pub mod decode;
@@ -164,8 +165,8 @@ pub struct Machine {
     pub prices: Prices,
     /// Program images and symbols, for level and symbol attribution.
     pub images: ImageMap,
-    /// Millicycles by `images.ids` row, when profiling is on.
-    pub profile: Option<Vec<u64>>,
+    /// Cycle attribution (by row, level and exit), when profiling is on.
+    pub(crate) acct: Option<Box<acct::Acct>>,
     /// BranchTaken minus BranchNotTaken price (wrapping), added when a branch is taken.
     pub(crate) taken_extra: u64,
     pub(crate) blocks: BlockCache,
@@ -200,7 +201,7 @@ impl Machine {
             mcycles: 0,
             prices: Prices::unit(),
             images: ImageMap::default(),
-            profile: None,
+            acct: None,
             taken_extra: 0,
             blocks: BlockCache::default(),
             stop: None,
@@ -268,6 +269,7 @@ impl Machine {
             }
         };
         let Some(d) = blk.insns.first() else { return };
+        self.acct_row(d.sym);
         let start = self.cpu.rip;
         self.cpu.rip = start.wrapping_add(u64::from(d.len)) & self.cpu.ip_mask();
         self.retire(1, u64::from(d.cost));
@@ -292,7 +294,7 @@ impl Machine {
     /// Executes one decoded block (or until a fault or control transfer).
     #[inline(never)]
     fn run_block(&mut self) {
-        if self.profile.is_some() {
+        if self.acct.is_some() {
             self.run_block_impl::<true>()
         } else {
             self.run_block_impl::<false>()
@@ -300,32 +302,31 @@ impl Machine {
     }
 
     /// Runs a block with profiling on: a block whose instructions share one profile row
-    /// (the common case) runs the plain loop and is charged once; others are charged per
-    /// instruction.
+    /// (the common case) switches to that row once and runs the plain loop; others switch
+    /// per instruction.
     #[inline(never)]
     fn run_block_profiled(&mut self, blk: &decode::Block) -> bool {
         if blk.sym == decode::MIXED_ROWS {
             return false;
         }
-        let before = self.mcycles;
+        self.acct_row(blk.sym);
         self.exec_block::<false>(blk);
-        self.charge(blk.sym, self.mcycles.wrapping_sub(before));
         true
     }
 
     /// The block loop. With `PROFILE` each instruction's cost, including what its handler
-    /// added (taken branches, string iterations, exception delivery), is charged to its
-    /// symbol row; without it the loop only sums precomputed prices.
+    /// added (taken branches, string iterations, exception delivery), goes to its symbol
+    /// row (`acct.rs`: time since the last switch belongs to the current row); without it
+    /// the loop only sums precomputed prices.
     #[inline(always)]
     fn run_block_impl<const PROFILE: bool>(&mut self) {
         let blk = match self.fetch_block() {
             Ok(b) => b,
             Err(f) => {
-                let before = self.mcycles;
-                self.raise(f);
                 if PROFILE {
-                    self.charge(images::EXCEPTION, self.mcycles - before);
+                    self.acct_fetch_fault();
                 }
+                self.raise(f);
                 return;
             }
         };
@@ -349,33 +350,32 @@ impl Machine {
         for d in blk.insns.iter() {
             let start = rip;
             rip = start.wrapping_add(u64::from(d.len)) & mask;
+            if PROFILE {
+                self.acct_row(d.sym);
+            }
             n += 1;
             cost += u64::from(d.cost);
-            if d.term {
-                self.cpu.rip = rip;
+            // Profiling retires each instruction before it runs, so its price lands in its
+            // own row.
+            let early = d.term || PROFILE;
+            if early {
+                if d.term {
+                    self.cpu.rip = rip;
+                }
                 self.retire(n, cost);
                 n = 0;
                 cost = 0;
             }
-            let before = if PROFILE { self.mcycles } else { 0 };
             if let Err(f) = (d.h)(self, d) {
                 // Faults report the faulting instruction, which did not complete.
                 self.cpu.rip = start;
-                if d.term {
+                if early {
                     self.retire_undo(1, u64::from(d.cost));
                 } else {
                     self.retire(n - 1, cost - u64::from(d.cost));
                 }
-                let before = self.mcycles;
                 self.raise(f);
-                if PROFILE {
-                    self.charge(d.sym, self.mcycles - before);
-                }
                 return;
-            }
-            if PROFILE {
-                let extra = self.mcycles.wrapping_sub(before);
-                self.charge(d.sym, u64::from(d.cost).wrapping_add(extra));
             }
             if d.term {
                 // The last instruction of its block; it may have changed RIP.
@@ -390,15 +390,6 @@ impl Machine {
         self.retire(n, cost);
         if !self.mem.dirty_code.is_empty() {
             self.blocks.invalidate_dirty(&mut self.mem);
-        }
-    }
-
-    #[inline(always)]
-    fn charge(&mut self, row: u32, mc: u64) {
-        if let Some(p) = self.profile.as_mut() {
-            if let Some(slot) = p.get_mut(row as usize) {
-                *slot = slot.wrapping_add(mc);
-            }
         }
     }
 
@@ -419,12 +410,6 @@ impl Machine {
         self.taken_extra =
             u64::from(prices.of(CostClass::BranchTaken)).wrapping_sub(u64::from(prices.of(CostClass::BranchNotTaken)));
         self.prices = prices;
-        self.blocks.clear();
-    }
-
-    /// Turns per-symbol profiling on (rows follow `images.ids`; call after adding images).
-    pub fn enable_profile(&mut self) {
-        self.profile = Some(vec![0; self.images.ids.len()]);
         self.blocks.clear();
     }
 

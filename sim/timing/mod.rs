@@ -8,6 +8,8 @@
 //! in cycles and may be fractional (a simple ALU operation on a 4-wide core costs about a
 //! quarter cycle of throughput); the machine accumulates them in millicycles.
 
+pub mod accounting;
+
 use std::collections::BTreeMap;
 
 use serde::Deserialize;

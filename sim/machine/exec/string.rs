@@ -4,6 +4,7 @@
 
 use iced_x86::{Mnemonic as M, OpKind};
 
+use super::super::cost;
 use super::super::cpu::{ES, RAX, RCX, RDI, RDX, RSI};
 use super::super::decode::{DInsn, Handler};
 use super::super::flags::{size_mask, FlagOp};
@@ -88,7 +89,16 @@ fn run<const K: u8>(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
             return Ok(());
         }
     }
-    let mut iterated = false;
+    // REP MOVS/STOS: the instruction's price is the start-up and every element costs its
+    // bytes at the per-byte price of its width. Other string instructions: the instruction's
+    // price covers the first element and each further one costs `string_iter`.
+    let block = rep && matches!(k, Kind::Movs | Kind::Stos);
+    let elem_price = if block {
+        u64::from(m.prices.of(cost::block_byte_class(k == Kind::Movs, sz))) * u64::from(sz)
+    } else {
+        u64::from(m.prices.of(cost::CostClass::StringIter))
+    };
+    let mut iterated = block;
     loop {
         if rep && m.cpu.gpr[RCX] & amask == 0 {
             return Ok(());
@@ -157,9 +167,8 @@ fn run<const K: u8>(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
         if !rep {
             return Ok(());
         }
-        // The instruction's price covers one element; each further one costs another.
         if iterated {
-            m.charge_class(super::super::cost::CostClass::StringIter);
+            m.mcycles += elem_price;
         }
         iterated = true;
         let c = m.cpu.gpr[RCX].wrapping_sub(1);

@@ -55,6 +55,7 @@ impl Machine {
     /// instruction after VMLAUNCH/VMRESUME.
     pub(crate) fn vm_entry(&mut self, launch: bool) {
         let vmcs = self.vmx.current;
+        self.acct_entry_begin(vmcs);
         self.charge_class(super::super::cost::CostClass::VmEntry);
         // A VMCS that passed the checks and was not written since skips them (the
         // processor's VMCS cache; calibration.md, Linux commit 3af80fec6e7f).
@@ -62,7 +63,7 @@ impl Machine {
         let result = if checked {
             Ok(())
         } else {
-            self.charge_class(super::super::cost::CostClass::VmEntryChecks);
+            self.charge_event(super::super::cost::CostClass::VmEntryChecks, super::super::acct::Event::VmEntryChecks);
             self.entry_checks()
         };
         match result {
@@ -93,6 +94,7 @@ impl Machine {
         self.vmx.eptp = self.vmcs(f::EPT_POINTER);
         self.vmx.set(f::VM_INSTRUCTION_ERROR, 0);
         self.vmx_event(VmxEvent::Entry { vmcs, launch });
+        self.acct_entry_done();
         self.arm_preemption_timer();
         self.inject_event();
     }

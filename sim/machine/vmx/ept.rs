@@ -130,7 +130,7 @@ impl Machine {
         for level in (1..=4u32).rev() {
             let shift = 12 + 9 * (level - 1);
             let ea = table | (((gpa >> shift) & 0x1FF) << 3);
-            self.charge_class(CostClass::EptWalkLevel);
+            self.charge_event(CostClass::EptWalkLevel, crate::machine::acct::Event::EptWalk);
             let e = self.mem.read::<8>(ea);
             let rwx = (e & ept::RWX_MASK) as u8;
             if rwx == 0 {

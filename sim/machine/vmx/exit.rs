@@ -57,7 +57,7 @@ impl Machine {
     pub fn vm_exit(&mut self, reason: u32, qualification: u64) {
         let vmcs = self.vmx.current;
         let started = self.mcycles;
-        self.charge_class(super::super::cost::CostClass::VmExit);
+        self.charge_vm_exit(reason & 0xFFFF, vmcs);
         self.stats.open_exit = Some((reason & 0xFFFF, started));
         self.vmx.set(f::VM_EXIT_REASON, u64::from(reason));
         self.vmx.set(f::EXIT_QUALIFICATION, qualification);
