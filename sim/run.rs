@@ -10,7 +10,13 @@ use std::fmt::Write;
 
 use serde::{Deserialize, Serialize};
 
+use std::rc::Rc;
+
+use crate::cpu_model::CpuModel;
+use crate::machine::StopReason;
 use crate::scenario::Scenario;
+use crate::timing::accounting::Accounting;
+use crate::timing::CostModel;
 
 /// How to run a scenario.
 #[derive(Clone, Copy, Debug, Default)]
@@ -87,9 +93,116 @@ pub enum RunError {
 }
 
 /// Runs `scenario`.
+///
+/// The stack runs twice from the same start: once with the scenario's measured iterations
+/// and once with none (same warm-up, same set-up, same fixed-width report). Everything the
+/// report says per iteration (ancillary exits) is the difference of the two runs divided by
+/// the iteration count, so set-up, warm-up and reporting cancel exactly; `exits`,
+/// `total_cycles` and `profile` describe the full run.
 pub fn run_scenario(scenario: &Scenario, opts: &RunOptions) -> Result<RunReport, RunError> {
-    let _ = (scenario, opts);
-    Err(RunError::NotBuilt)
+    let started = std::time::Instant::now();
+    let model = Rc::new(CpuModel::load(&scenario.cpu)?);
+    let prices = if scenario.cost_model == "unit" { None } else { Some(CostModel::load(&scenario.cost_model)?.prices()) };
+    let full = run_once(scenario, &model, prices.as_ref(), scenario.iterations)?;
+    let wall_seconds = started.elapsed().as_secs_f64();
+    let base = if scenario.iterations > 0 { Some(run_once(scenario, &model, prices.as_ref(), 0)?) } else { None };
+
+    let exits: Vec<ExitCount> = full
+        .report
+        .exits
+        .iter()
+        .map(|e| ExitCount { level: e.level.unwrap_or(0), reason: e.reason.clone(), count: e.count })
+        .collect();
+    let ancillary = match &base {
+        Some(base) if scenario.levels.len() >= 2 => {
+            let per = |lvl: u32| -> BTreeMap<String, f64> {
+                let mut m: BTreeMap<String, f64> = BTreeMap::new();
+                for e in full.report.exits.iter().filter(|e| e.level == Some(lvl)) {
+                    *m.entry(e.reason.clone()).or_default() += e.count as f64;
+                }
+                for e in base.report.exits.iter().filter(|e| e.level == Some(lvl)) {
+                    *m.entry(e.reason.clone()).or_default() -= e.count as f64;
+                }
+                m.retain(|_, v| *v != 0.0);
+                m
+            };
+            let l2: f64 = per(2).values().sum();
+            (l2 > 0.0).then(|| per(1).into_iter().map(|(k, v)| (k, v / l2)).collect())
+        }
+        _ => None,
+    };
+    let profile = if opts.profile || opts.json {
+        full.report
+            .by_symbol
+            .iter()
+            .map(|r| ProfileRow { level: r.level.unwrap_or(0), symbol: r.symbol.clone(), cycles: r.cycles })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(RunReport {
+        scenario: scenario.name.clone(),
+        cost_model: scenario.cost_model.clone(),
+        cpu: scenario.cpu.clone(),
+        stack: scenario.stack.clone(),
+        workload: scenario.workload.clone(),
+        iterations: scenario.iterations,
+        warmup: scenario.warmup,
+        cycles_per_iteration: if scenario.iterations == 0 {
+            0.0
+        } else {
+            full.measured_cycles as f64 / scenario.iterations as f64
+        },
+        exits,
+        ancillary_exits_per_l2_exit: ancillary,
+        total_cycles: full.report.cycles,
+        instructions: full.report.instructions,
+        profile,
+        wall_seconds,
+    })
+}
+
+/// One run of a stack to the workload's report.
+struct Once {
+    report: crate::timing::accounting::Report,
+    /// The workload's own RDTSC measurement of its timed loop.
+    measured_cycles: u64,
+}
+
+fn run_once(
+    s: &Scenario,
+    model: &Rc<CpuModel>,
+    prices: Option<&crate::machine::cost::Prices>,
+    iterations: u64,
+) -> Result<Once, RunError> {
+    let programs = crate::hv::stack::programs(&s.levels, &s.workload, iterations, s.warmup)
+        .map_err(|e| RunError::Failed(e.to_string()))?;
+    let mut m = crate::hv::stack::machine(model.clone(), &programs);
+    if let Some(p) = prices {
+        m.set_prices(p.clone());
+    }
+    m.enable_profile();
+    let stop = m.run(s.max_instructions.unwrap_or(crate::exec::DEFAULT_BUDGET));
+    let output = String::from_utf8_lossy(&m.devices.output).into_owned();
+    let measured = output
+        .lines()
+        .find_map(|l| l.strip_prefix("vmxsim-result "))
+        .and_then(|l| l.split_whitespace().find_map(|kv| kv.strip_prefix("cycles=")))
+        .and_then(|v| v.parse::<u64>().ok());
+    match (stop, measured) {
+        (StopReason::DebugExit(0), Some(c)) => Ok(Once {
+            report: Accounting::report(&m).ok_or_else(|| RunError::Failed("accounting was off".into()))?,
+            measured_cycles: c,
+        }),
+        (stop, _) => Err(RunError::Failed(format!(
+            "{}: the run ended ({}) at RIP {:#x} in {} before the workload reported{}",
+            s.name,
+            stop.name(),
+            m.cpu.rip,
+            m.cpu.mode.name(),
+            if output.is_empty() { String::new() } else { format!("; output: {}", output.trim_end()) }
+        ))),
+    }
 }
 
 /// Profile rows shown per level in [`render_table`].
