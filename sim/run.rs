@@ -102,7 +102,8 @@ pub enum RunError {
 pub fn run_scenario(scenario: &Scenario, opts: &RunOptions) -> Result<RunReport, RunError> {
     let started = std::time::Instant::now();
     let model = Rc::new(CpuModel::load(&scenario.cpu)?);
-    let prices = if scenario.cost_model == "unit" { None } else { Some(CostModel::load(&scenario.cost_model)?.prices()) };
+    let prices =
+        if scenario.cost_model == "unit" { None } else { Some(CostModel::load(&scenario.cost_model)?.prices()) };
     let full = run_once(scenario, &model, prices.as_ref(), scenario.iterations)?;
     let wall_seconds = started.elapsed().as_secs_f64();
     let base = if scenario.iterations > 0 { Some(run_once(scenario, &model, prices.as_ref(), 0)?) } else { None };

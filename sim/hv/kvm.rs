@@ -203,8 +203,7 @@ fn nested_cap_masks(p: &HvParams) -> Vec<(u32, u64, u64)> {
         | ex::VM_EXIT_LOAD_IA32_EFER
         | if e.preemption_timer { ex::VM_EXIT_SAVE_VMX_PREEMPTION_TIMER } else { 0 }
         | ex::DEFAULT1;
-    let entry_ok =
-        en::VM_ENTRY_IA32E_MODE | en::VM_ENTRY_LOAD_IA32_PAT | en::VM_ENTRY_LOAD_IA32_EFER | en::DEFAULT1;
+    let entry_ok = en::VM_ENTRY_IA32E_MODE | en::VM_ENTRY_LOAD_IA32_PAT | en::VM_ENTRY_LOAD_IA32_EFER | en::DEFAULT1;
     use crate::arch::vmx_ctrl::ept_vpid_cap as c;
     let mut ept_ok = 0;
     if e.ept {
@@ -260,8 +259,8 @@ pub fn build(p: &HvParams, guest_size: u64) -> Result<Program, IcedError> {
     Ok(prog)
 }
 
-mod init;
-mod run;
-mod handlers;
-mod nested;
 mod data;
+mod handlers;
+mod init;
+mod nested;
+mod run;

@@ -195,12 +195,14 @@ mod dev {
     #[ignore]
     fn dev_disasm() {
         use iced_x86::{Decoder, DecoderOptions, FastFormatter};
-        let addr = u64::from_str_radix(std::env::var("ADDR").unwrap_or("100000".into()).trim_start_matches("0x"), 16).unwrap();
+        let addr =
+            u64::from_str_radix(std::env::var("ADDR").unwrap_or("100000".into()).trim_start_matches("0x"), 16).unwrap();
         let p = crate::hv::kvm::build(&super::tests::kvm413(), 16 << 20).unwrap();
         let sym = p.symbols.iter().find(|s| s.start <= addr && addr < s.end).unwrap();
         eprintln!("{} {:#x}..{:#x}", sym.name, sym.start, sym.end);
         let off = (sym.start - p.base) as usize;
-        let mut d = Decoder::with_ip(64, &p.bytes[off..off + (sym.end - sym.start) as usize], sym.start, DecoderOptions::NONE);
+        let mut d =
+            Decoder::with_ip(64, &p.bytes[off..off + (sym.end - sym.start) as usize], sym.start, DecoderOptions::NONE);
         let mut f = FastFormatter::new();
         for i in d.iter() {
             let mut s = String::new();
@@ -229,7 +231,8 @@ mod dev3 {
     fn dev_vmcs12() {
         let m = super::tests::run(2, "cpuid", 100, "broadwell");
         let base = 0x100_0000u64 + 0x30_1000;
-        for name in ["GUEST_IA32_EFER", "GUEST_CR4", "GUEST_RIP", "VM_ENTRY_CONTROLS", "GUEST_CS_AR_BYTES", "HOST_RIP"] {
+        for name in ["GUEST_IA32_EFER", "GUEST_CR4", "GUEST_RIP", "VM_ENTRY_CONTROLS", "GUEST_CS_AR_BYTES", "HOST_RIP"]
+        {
             let e = crate::arch::vmcs_fields::by_name(name).unwrap().encoding;
             let off = crate::hv::kvm::vmcs12_offset(e).unwrap();
             eprintln!("{name} off {off:#x} = {:#x}", m.mem.read::<8>(base + off));

@@ -47,7 +47,7 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         let a = &mut b.asm;
         let u = p.uses;
         a.xor(r8d, r8d)?; // feature bits
-        // IA32_VMX_PROCBASED_CTLS2 allowed-1 in r9d (0 if secondary controls are not allowed).
+                          // IA32_VMX_PROCBASED_CTLS2 allowed-1 in r9d (0 if secondary controls are not allowed).
         a.xor(r9d, r9d)?;
         a.mov(ecx, vm::IA32_VMX_PROCBASED_CTLS)?;
         a.rdmsr()?;
@@ -257,7 +257,10 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         a.set_label(&mut no_apicv)?;
         // Secondary: EPT, RDTSCP, WBINVD exiting; VPID, PML, APICv (except virtualize x2APIC
         // mode, turned on when the guest enables x2APIC) when used.
-        a.mov(edi, p2::SECONDARY_EXEC_ENABLE_EPT | p2::SECONDARY_EXEC_ENABLE_RDTSCP | p2::SECONDARY_EXEC_WBINVD_EXITING)?;
+        a.mov(
+            edi,
+            p2::SECONDARY_EXEC_ENABLE_EPT | p2::SECONDARY_EXEC_ENABLE_RDTSCP | p2::SECONDARY_EXEC_WBINVD_EXITING,
+        )?;
         a.mov(rax, vc(v::FEAT))?;
         for (fb, bits) in [
             (feat::VPID, p2::SECONDARY_EXEC_ENABLE_VPID),

@@ -997,7 +997,8 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         let mut no_vid = a.create_label();
         a.test(eax, p2::SECONDARY_EXEC_VIRTUAL_INTR_DELIVERY as i32)?;
         a.jz(no_vid)?;
-        for e in [f::EOI_EXIT_BITMAP0, f::EOI_EXIT_BITMAP1, f::EOI_EXIT_BITMAP2, f::EOI_EXIT_BITMAP3, f::GUEST_INTR_STATUS]
+        for e in
+            [f::EOI_EXIT_BITMAP0, f::EOI_EXIT_BITMAP1, f::EOI_EXIT_BITMAP2, f::EOI_EXIT_BITMAP3, f::GUEST_INTR_STATUS]
         {
             copy_to_vmcs(a, e)?;
         }
@@ -1007,13 +1008,16 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         a.or(eax, (1 << 6) | (1 << 18) | (1 << 8))?;
         vmwrite(a, f::EXCEPTION_BITMAP, rax)?;
         // Exit controls: this level's; entry controls: the guest's (EFER always loaded).
-        a.mov(edi, ex::VM_EXIT_HOST_ADDR_SPACE_SIZE
-            | ex::VM_EXIT_ACK_INTR_ON_EXIT
-            | ex::VM_EXIT_SAVE_IA32_EFER
-            | ex::VM_EXIT_LOAD_IA32_EFER
-            | ex::VM_EXIT_SAVE_IA32_PAT
-            | ex::VM_EXIT_LOAD_IA32_PAT
-            | ex::DEFAULT1)?;
+        a.mov(
+            edi,
+            ex::VM_EXIT_HOST_ADDR_SPACE_SIZE
+                | ex::VM_EXIT_ACK_INTR_ON_EXIT
+                | ex::VM_EXIT_SAVE_IA32_EFER
+                | ex::VM_EXIT_LOAD_IA32_EFER
+                | ex::VM_EXIT_SAVE_IA32_PAT
+                | ex::VM_EXIT_LOAD_IA32_PAT
+                | ex::DEFAULT1,
+        )?;
         a.mov(rax, rdi)?;
         vmwrite(a, f::VM_EXIT_CONTROLS, rax)?;
         a.mov(eax, dword_ptr(rbx + off12(f::VM_ENTRY_CONTROLS)))?;
@@ -1209,10 +1213,7 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         a.jz(no)?;
         a.test(dword_ptr(rbx + off12(f::CPU_BASED_VM_EXEC_CONTROL)), p1::CPU_BASED_ACTIVATE_SECONDARY_CONTROLS as i32)?;
         a.jz(no)?;
-        a.test(
-            dword_ptr(rbx + off12(f::SECONDARY_VM_EXEC_CONTROL)),
-            p2::SECONDARY_EXEC_VIRTUALIZE_X2APIC_MODE as i32,
-        )?;
+        a.test(dword_ptr(rbx + off12(f::SECONDARY_VM_EXEC_CONTROL)), p2::SECONDARY_EXEC_VIRTUALIZE_X2APIC_MODE as i32)?;
         a.jz(no)?;
         a.call(merge)?;
         vmwrite_imm(a, f::MSR_BITMAP, L::MSR_BITMAP_NESTED)?;
@@ -1412,9 +1413,10 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         a.test(edx, edx)?;
         a.je(l_cr0)?;
         a.jmp(yes)?;
-        for (l, shadow, mask) in
-            [(&mut l_cr4, f::CR4_READ_SHADOW, f::CR4_GUEST_HOST_MASK), (&mut l_cr0, f::CR0_READ_SHADOW, f::CR0_GUEST_HOST_MASK)]
-        {
+        for (l, shadow, mask) in [
+            (&mut l_cr4, f::CR4_READ_SHADOW, f::CR4_GUEST_HOST_MASK),
+            (&mut l_cr0, f::CR0_READ_SHADOW, f::CR0_GUEST_HOST_MASK),
+        ] {
             a.set_label(l)?;
             a.mov(ecx, esi)?;
             a.shr(ecx, 8)?;
