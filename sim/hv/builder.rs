@@ -69,6 +69,22 @@ impl ProgramBuilder {
         body(self)
     }
 
+    /// Emits a function that the compiler of the modeled code inlined into its caller: its
+    /// label is bound (so it can be called by name) but it gets no symbol of its own, so its
+    /// cycles count towards the symbol emitted before it, as `perf` would show them. Emit it
+    /// right after its caller.
+    pub fn inline_func(
+        &mut self,
+        name: &str,
+        body: impl FnOnce(&mut ProgramBuilder) -> Result<(), IcedError>,
+    ) -> Result<(), IcedError> {
+        let mut l = self.label(name);
+        self.asm.set_label(&mut l)?;
+        self.asm.zero_bytes()?;
+        self.labels.insert(name.to_string(), l);
+        body(self)
+    }
+
     /// Emits named data (a table, a buffer) as its own symbol.
     pub fn data(&mut self, name: &str, bytes: &[u8]) -> Result<(), IcedError> {
         let mut l = self.label(name);

@@ -99,8 +99,7 @@ fn copy_to_vmcs12(a: &mut CodeAssembler, enc: u32) -> R {
 }
 
 pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
-    let _ = guest_size;
-    // ---- helpers -----------------------------------------------------------------------
+    let _ = guest_size;    // ---- helpers -----------------------------------------------------------------------
     // vmcs12_lookup(esi = encoding) -> rax = byte offset in vmcs12 (bit 0 of the encoding
     // adds 4 for the HIGH half), or -1 for an unsupported component.
     b.func("vmcs_field_to_offset", |b| {
@@ -795,7 +794,7 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
 
     // check_vmentry_prereqs (rbx = vmcs12) -> edi = 0 or the VM-instruction error: the
     // controls against the capabilities reported to the guest, the link pointer.
-    b.func("check_vmentry_prereqs", |b| {
+    b.inline_func("check_vmentry_prereqs", |b| {
         let a = &mut b.asm;
         let caps = L::VCPU + v::NESTED_CAPS;
         let mut bad = a.create_label();
@@ -837,7 +836,7 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
     })?;
 
     // enter_vmx_non_root_mode: vmcs02 for this vmcs12, prepare_vmcs02, the MSR bitmap.
-    b.func("enter_vmx_non_root_mode", |b| {
+    b.inline_func("enter_vmx_non_root_mode", |b| {
         let switch = b.label("vmx_switch_vmcs");
         let prepare = b.label("prepare_vmcs02");
         let pages = b.label("nested_get_vmcs12_pages");
@@ -865,7 +864,7 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
     })?;
 
     // prepare_vmcs02 (rbx = vmcs12): every field of vmcs02, on every nested entry (4.13).
-    b.func("prepare_vmcs02", |b| {
+    b.inline_func("prepare_vmcs02", |b| {
         let host = b.label("vmx_set_constant_host_state");
         let ept = b.label("nested_ept_init_mmu_context");
         let a = &mut b.asm;
@@ -1058,7 +1057,7 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
     // nested_ept_init_mmu_context: vmcs02's EPTP is this level's shadow of the guest's EPT.
     // Shadow EPT roots are kept per guest EPTP (KVM finds its shadow pages again by role),
     // EPT02_ROOTS of them, the oldest recycled (emptied, and INVEPT for its EPTP).
-    b.func("nested_ept_init_mmu_context", |b| {
+    b.inline_func("nested_ept_init_mmu_context", |b| {
         let a = &mut b.asm;
         let mut found = a.create_label();
         a.mov(rax, qword_ptr(rbx + off12(f::EPT_POINTER)))?;
@@ -1103,6 +1102,98 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         a.mov(vc(N_EPT02_END), rcx)?;
         a.or(rax, (3 << 3) | 6)?;
         vmwrite(a, f::EPT_POINTER, rax)?;
+        a.ret()
+    })?;
+
+    // nested_get_vmcs12_pages → nested_vmx_merge_msr_bitmap (only with virtualize x2APIC
+    // mode and MSR bitmaps in vmcs12; otherwise vmcs02 runs without MSR bitmaps).
+    b.inline_func("nested_get_vmcs12_pages", |b| {
+        let merge = b.label("nested_vmx_merge_msr_bitmap");
+        let a = &mut b.asm;
+        let mut no = a.create_label();
+        a.mov(rax, vc(0x1D0))?;
+        a.test(dword_ptr(rbx + off12(f::CPU_BASED_VM_EXEC_CONTROL)), p1::CPU_BASED_USE_MSR_BITMAPS as i32)?;
+        a.jz(no)?;
+        a.test(dword_ptr(rbx + off12(f::CPU_BASED_VM_EXEC_CONTROL)), p1::CPU_BASED_ACTIVATE_SECONDARY_CONTROLS as i32)?;
+        a.jz(no)?;
+        a.test(dword_ptr(rbx + off12(f::SECONDARY_VM_EXEC_CONTROL)), p2::SECONDARY_EXEC_VIRTUALIZE_X2APIC_MODE as i32)?;
+        a.jz(no)?;
+        a.call(merge)?;
+        vmwrite_imm(a, f::MSR_BITMAP, L::MSR_BITMAP_NESTED)?;
+        a.ret()?;
+        a.set_label(&mut no)?;
+        a.mov(rax, vc(0x1D0))?;
+        a.and(eax, !(p1::CPU_BASED_USE_MSR_BITMAPS as i32))?;
+        vmwrite(a, f::CPU_BASED_VM_EXEC_CONTROL, rax)?;
+        a.ret()
+    })?;
+
+    b.inline_func("nested_vmx_merge_msr_bitmap", |b| {
+        let one = b.label("nested_vmx_disable_intercept_for_msr");
+        let a = &mut b.asm;
+        a.push(r12)?;
+        a.push(r13)?;
+        a.mov(r13, qword_ptr(rbx + off12(f::MSR_BITMAP)))?;
+        a.mov(rax, GUEST_BASE)?;
+        a.add(r13, rax)?;
+        match p.msr_bitmap_merge {
+            MsrBitmapMerge::PerMsr => {
+                a.mov(rdi, L::MSR_BITMAP_NESTED)?;
+                a.mov(ecx, 512u32)?;
+                a.mov(rax, -1i64)?;
+                a.rep().stosq()?;
+                let mut no_regvirt = a.create_label();
+                a.test(
+                    dword_ptr(rbx + off12(f::SECONDARY_VM_EXEC_CONTROL)),
+                    p2::SECONDARY_EXEC_APIC_REGISTER_VIRT as i32,
+                )?;
+                a.jz(no_regvirt)?;
+                a.mov(r12d, 0x800u32)?;
+                let mut top = a.create_label();
+                a.set_label(&mut top)?;
+                a.mov(rdi, r13)?;
+                a.mov(esi, r12d)?;
+                a.mov(edx, 1u32)?;
+                a.call(one)?;
+                a.inc(r12d)?;
+                a.cmp(r12d, 0x8FF)?;
+                a.jbe(top)?;
+                a.set_label(&mut no_regvirt)?;
+            }
+            MsrBitmapMerge::WordCopy => {
+                // 4.16: the merged bitmap was initialised to all-intercept once (below, on
+                // first use); copy L1's x2APIC read permissions, 64 MSRs at a time.
+                let mut inited = a.create_label();
+                a.cmp(qword_ptr(L::VCPU + 0x1C8), 0)?;
+                a.jne(inited)?;
+                a.mov(rdi, L::MSR_BITMAP_NESTED)?;
+                a.mov(ecx, 512u32)?;
+                a.mov(rax, -1i64)?;
+                a.rep().stosq()?;
+                a.mov(qword_ptr(L::VCPU + 0x1C8), 1)?;
+                a.set_label(&mut inited)?;
+                let mut no_regvirt = a.create_label();
+                a.test(
+                    dword_ptr(rbx + off12(f::SECONDARY_VM_EXEC_CONTROL)),
+                    p2::SECONDARY_EXEC_APIC_REGISTER_VIRT as i32,
+                )?;
+                a.jz(no_regvirt)?;
+                for w in 0..4u64 {
+                    a.mov(rax, qword_ptr(r13 + (0x800 / 8 + w * 8)))?;
+                    a.mov(qword_ptr(L::MSR_BITMAP_NESTED + 0x800 / 8 + w * 8), rax)?;
+                }
+                a.set_label(&mut no_regvirt)?;
+            }
+        }
+        // TPR read/write; EOI and SELF_IPI writes with virtual-interrupt delivery.
+        for (msr, ty) in [(0x808u32, 3u32), (0x80B, 2), (0x83F, 2)] {
+            a.mov(rdi, r13)?;
+            a.mov(esi, msr)?;
+            a.mov(edx, ty)?;
+            a.call(one)?;
+        }
+        a.pop(r13)?;
+        a.pop(r12)?;
         a.ret()
     })?;
 
@@ -1200,98 +1291,6 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         a.set_label(&mut reflect)?;
         a.pop(rbx)?;
         a.jmp(vmexit)
-    })?;
-
-    // nested_get_vmcs12_pages → nested_vmx_merge_msr_bitmap (only with virtualize x2APIC
-    // mode and MSR bitmaps in vmcs12; otherwise vmcs02 runs without MSR bitmaps).
-    b.func("nested_get_vmcs12_pages", |b| {
-        let merge = b.label("nested_vmx_merge_msr_bitmap");
-        let a = &mut b.asm;
-        let mut no = a.create_label();
-        a.mov(rax, vc(0x1D0))?;
-        a.test(dword_ptr(rbx + off12(f::CPU_BASED_VM_EXEC_CONTROL)), p1::CPU_BASED_USE_MSR_BITMAPS as i32)?;
-        a.jz(no)?;
-        a.test(dword_ptr(rbx + off12(f::CPU_BASED_VM_EXEC_CONTROL)), p1::CPU_BASED_ACTIVATE_SECONDARY_CONTROLS as i32)?;
-        a.jz(no)?;
-        a.test(dword_ptr(rbx + off12(f::SECONDARY_VM_EXEC_CONTROL)), p2::SECONDARY_EXEC_VIRTUALIZE_X2APIC_MODE as i32)?;
-        a.jz(no)?;
-        a.call(merge)?;
-        vmwrite_imm(a, f::MSR_BITMAP, L::MSR_BITMAP_NESTED)?;
-        a.ret()?;
-        a.set_label(&mut no)?;
-        a.mov(rax, vc(0x1D0))?;
-        a.and(eax, !(p1::CPU_BASED_USE_MSR_BITMAPS as i32))?;
-        vmwrite(a, f::CPU_BASED_VM_EXEC_CONTROL, rax)?;
-        a.ret()
-    })?;
-
-    b.func("nested_vmx_merge_msr_bitmap", |b| {
-        let one = b.label("nested_vmx_disable_intercept_for_msr");
-        let a = &mut b.asm;
-        a.push(r12)?;
-        a.push(r13)?;
-        a.mov(r13, qword_ptr(rbx + off12(f::MSR_BITMAP)))?;
-        a.mov(rax, GUEST_BASE)?;
-        a.add(r13, rax)?;
-        match p.msr_bitmap_merge {
-            MsrBitmapMerge::PerMsr => {
-                a.mov(rdi, L::MSR_BITMAP_NESTED)?;
-                a.mov(ecx, 512u32)?;
-                a.mov(rax, -1i64)?;
-                a.rep().stosq()?;
-                let mut no_regvirt = a.create_label();
-                a.test(
-                    dword_ptr(rbx + off12(f::SECONDARY_VM_EXEC_CONTROL)),
-                    p2::SECONDARY_EXEC_APIC_REGISTER_VIRT as i32,
-                )?;
-                a.jz(no_regvirt)?;
-                a.mov(r12d, 0x800u32)?;
-                let mut top = a.create_label();
-                a.set_label(&mut top)?;
-                a.mov(rdi, r13)?;
-                a.mov(esi, r12d)?;
-                a.mov(edx, 1u32)?;
-                a.call(one)?;
-                a.inc(r12d)?;
-                a.cmp(r12d, 0x8FF)?;
-                a.jbe(top)?;
-                a.set_label(&mut no_regvirt)?;
-            }
-            MsrBitmapMerge::WordCopy => {
-                // 4.16: the merged bitmap was initialised to all-intercept once (below, on
-                // first use); copy L1's x2APIC read permissions, 64 MSRs at a time.
-                let mut inited = a.create_label();
-                a.cmp(qword_ptr(L::VCPU + 0x1C8), 0)?;
-                a.jne(inited)?;
-                a.mov(rdi, L::MSR_BITMAP_NESTED)?;
-                a.mov(ecx, 512u32)?;
-                a.mov(rax, -1i64)?;
-                a.rep().stosq()?;
-                a.mov(qword_ptr(L::VCPU + 0x1C8), 1)?;
-                a.set_label(&mut inited)?;
-                let mut no_regvirt = a.create_label();
-                a.test(
-                    dword_ptr(rbx + off12(f::SECONDARY_VM_EXEC_CONTROL)),
-                    p2::SECONDARY_EXEC_APIC_REGISTER_VIRT as i32,
-                )?;
-                a.jz(no_regvirt)?;
-                for w in 0..4u64 {
-                    a.mov(rax, qword_ptr(r13 + (0x800 / 8 + w * 8)))?;
-                    a.mov(qword_ptr(L::MSR_BITMAP_NESTED + 0x800 / 8 + w * 8), rax)?;
-                }
-                a.set_label(&mut no_regvirt)?;
-            }
-        }
-        // TPR read/write; EOI and SELF_IPI writes with virtual-interrupt delivery.
-        for (msr, ty) in [(0x808u32, 3u32), (0x80B, 2), (0x83F, 2)] {
-            a.mov(rdi, r13)?;
-            a.mov(esi, msr)?;
-            a.mov(edx, ty)?;
-            a.call(one)?;
-        }
-        a.pop(r13)?;
-        a.pop(r12)?;
-        a.ret()
     })?;
 
     // nested_vmx_disable_intercept_for_msr(l1 bitmap = rdi, msr = esi, type = edx): clear
