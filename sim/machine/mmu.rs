@@ -16,6 +16,15 @@ pub enum Access {
 }
 
 const TLB_SIZE: usize = 1024;
+
+/// The slot of linear page `vpn` under a context's salt. The generation is mixed into the
+/// index so that contexts caching the same linear pages (every level of a nested stack runs
+/// its code at the same addresses) do not evict each other, as the ways of a real
+/// set-associative TLB would keep them apart.
+#[inline(always)]
+fn slot(vpn: u64, salt: u64) -> usize {
+    ((vpn ^ (salt >> 52).wrapping_mul(0x2F5)) as usize) & (TLB_SIZE - 1)
+}
 /// MAXPHYADDR of the modeled CPUs (bits of physical address).
 pub const MAXPHYADDR: u32 = 39;
 const PHYS_MASK: u64 = ((1u64 << MAXPHYADDR) - 1) & !0xFFF;
@@ -162,10 +171,12 @@ impl Tlb {
     pub fn flush_page_vpid(&mut self, vpid: u16, lin: u64) {
         let vpn = lin >> 12;
         let low = vpn.wrapping_add(1) & !GEN_MASK;
-        let i = (vpn as usize) & (TLB_SIZE - 1);
-        let e = self.e[i];
-        if e.tag & !GEN_MASK == low && self.ctxs.iter().any(|&(c, s)| c.vpid == vpid && e.tag & GEN_MASK == s) {
-            self.e[i] = TlbEntry::default();
+        let salts: Vec<u64> = self.ctxs.iter().filter(|(c, _)| c.vpid == vpid).map(|&(_, s)| s).collect();
+        for s in salts {
+            let i = slot(vpn, s);
+            if self.e[i].tag == low | s {
+                self.e[i] = TlbEntry::default();
+            }
         }
     }
     /// Drops every entry cached under VPID `vpid` (INVVPID type 1).
@@ -205,7 +216,7 @@ impl Machine {
     #[inline(always)]
     pub fn translate_as(&mut self, lin: u64, acc: Access, user: bool) -> Result<u64, Fault> {
         let vpn = lin >> 12;
-        let e = &self.tlb.e[(vpn as usize) & (TLB_SIZE - 1)];
+        let e = &self.tlb.e[slot(vpn, self.tlb.salt)];
         let bit = 1u8 << (acc as u8 + 3 * u8::from(user));
         if e.tag == self.tlb.tag(vpn) && e.ok & bit != 0 {
             return Ok(e.pbase | (lin & 0xFFF));
@@ -268,7 +279,7 @@ impl Machine {
         }
         let vpn = lin >> 12;
         let tag = self.tlb.tag(vpn);
-        self.tlb.e[(vpn as usize) & (TLB_SIZE - 1)] = TlbEntry { tag, pbase, ok, global: walk.global };
+        self.tlb.e[slot(vpn, self.tlb.salt)] = TlbEntry { tag, pbase, ok, global: walk.global };
         Ok(pbase | (lin & 0xFFF))
     }
 
