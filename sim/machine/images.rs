@@ -43,6 +43,9 @@ pub struct ImageMap {
 pub const UNKNOWN: u32 = 0;
 /// Row for exception and interrupt delivery by the hardware.
 pub const EXCEPTION: u32 = 1;
+/// Row for time spent halted when no HLT instruction put the processor there (a VM entry
+/// into the HLT activity state); a HLT instruction's halted time goes to its own row.
+pub const HALTED: u32 = 2;
 
 impl Default for ImageMap {
     fn default() -> Self {
@@ -51,6 +54,7 @@ impl Default for ImageMap {
             ids: vec![
                 SymbolId { level: 0, name: "[unknown]".into() },
                 SymbolId { level: 0, name: "[exception]".into() },
+                SymbolId { level: 0, name: "[halted]".into() },
             ],
             index: Vec::new(),
         }

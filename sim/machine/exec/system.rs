@@ -7,6 +7,7 @@ use super::super::cost::CostClass;
 use super::super::cpu::{seg_attr as sa, Mode, Segment, CS, RAX, RCX, RDX, SS};
 use super::super::decode::{seg_index, DInsn, OpK};
 use super::super::{Fault, Machine};
+use crate::arch::apic::x2apic;
 use crate::arch::exit_reason::reason as xr;
 use crate::arch::msr::{self, efer};
 use crate::arch::vmx_ctrl::{proc1 as p1, proc2 as p2};
@@ -18,6 +19,7 @@ pub fn hlt(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
         return Ok(());
     }
     m.cpu.halted = true;
+    m.halt_row = d.sym;
     Ok(())
 }
 
@@ -179,7 +181,7 @@ impl Machine {
         let c = &self.cpu;
         let v = match index {
             msr::IA32_TIME_STAMP_COUNTER => self.tsc(),
-            msr::IA32_APIC_BASE => c.msr.apic_base,
+            msr::IA32_APIC_BASE => self.apic.base(),
             msr::IA32_FEATURE_CONTROL => c.msr.feature_control,
             msr::IA32_SPEC_CTRL => c.msr.spec_ctrl,
             msr::IA32_BIOS_SIGN_ID => 0,
@@ -191,7 +193,8 @@ impl Machine {
             msr::IA32_DEBUGCTL => c.msr.debugctl,
             msr::IA32_PAT => c.msr.pat,
             msr::IA32_MTRR_DEF_TYPE => c.msr.mtrr_def_type,
-            msr::IA32_TSC_DEADLINE => c.msr.tsc_deadline,
+            msr::IA32_TSC_DEADLINE => self.apic.tsc_deadline(),
+            i @ x2apic::FIRST..=x2apic::LAST => self.apic.read(i, self.mcycles).ok_or(Fault::gp(0))?,
             msr::IA32_XSS => c.msr.xss,
             msr::IA32_EFER => c.efer,
             msr::IA32_STAR => c.msr.star,
@@ -217,11 +220,13 @@ impl Machine {
     /// WRMSR semantics, with the reserved-bit and canonical-address checks that #GP.
     pub fn write_msr(&mut self, index: u32, v: u64) -> Result<(), Fault> {
         let canonical = ((v as i64) << 16 >> 16) as u64 == v;
-        let now = self.cycles();
+        if matches!(index, msr::IA32_TIME_STAMP_COUNTER | msr::IA32_APIC_BASE | msr::IA32_TSC_DEADLINE)
+            || (x2apic::FIRST..=x2apic::LAST).contains(&index)
+        {
+            return self.write_apic_msr(index, v);
+        }
         let c = &mut self.cpu;
         match index {
-            msr::IA32_TIME_STAMP_COUNTER => c.tsc = v.wrapping_sub(now),
-            msr::IA32_APIC_BASE => c.msr.apic_base = v,
             msr::IA32_FEATURE_CONTROL => {
                 if c.msr.feature_control & 1 != 0 {
                     return Err(Fault::gp(0));
@@ -249,7 +254,6 @@ impl Machine {
                 c.msr.pat = v;
             }
             msr::IA32_MTRR_DEF_TYPE => c.msr.mtrr_def_type = v,
-            msr::IA32_TSC_DEADLINE => c.msr.tsc_deadline = v,
             msr::IA32_XSS => c.msr.xss = v,
             msr::IA32_EFER => {
                 if v & !(efer::WRITABLE | efer::LMA) != 0 {
@@ -371,7 +375,7 @@ pub fn mov_from_cr(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
         iced_x86::Register::CR2 => m.cpu.cr2,
         iced_x86::Register::CR3 => m.cpu.cr3,
         iced_x86::Register::CR4 => m.cpu.cr4,
-        iced_x86::Register::CR8 => m.cpu.cr8,
+        iced_x86::Register::CR8 => m.apic.cr8(),
         _ => return Err(Fault::ud()),
     };
     let v = if m.vmx.non_root {
@@ -474,7 +478,7 @@ pub fn mov_to_cr(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
             if v & !0xF != 0 {
                 return Err(Fault::gp(0));
             }
-            m.cpu.cr8 = v;
+            m.write_cr8(v);
             Ok(())
         }
         _ => Err(Fault::ud()),
@@ -499,7 +503,7 @@ fn mov_to_cr_non_root(m: &mut Machine, d: &DInsn, v: u64) -> Result<(), Fault> {
         R::CR8 if v & !0xF != 0 => Err(Fault::gp(0)),
         R::CR8 if m.vmx_cr38(d, 8, d.r[1], true, v) => Ok(()),
         R::CR8 => {
-            m.cpu.cr8 = v;
+            m.write_cr8(v);
             Ok(())
         }
         R::CR2 => {

@@ -94,6 +94,7 @@ impl Machine {
         self.vmx.set(f::VM_INSTRUCTION_ERROR, 0);
         self.vmx_event(VmxEvent::Entry { vmcs, launch });
         self.arm_preemption_timer();
+        self.update_events();
         self.inject_event();
     }
 
