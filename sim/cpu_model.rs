@@ -1,7 +1,7 @@
 //! CPU capability models: the CPUID leaves and fixed-value MSRs (such as the VMX capability
 //! MSRs) of a microarchitecture, read from `models/cpu/<name>.toml`.
 //!
-//! The three shipped models are compiled into the binary so `vmxsim` works from any
+//! The shipped models are compiled into the binary so `vmxsim` works from any
 //! directory; `--cpu PATH` loads any other file in the same format. Every value in a model
 //! file carries a `source` (its provenance), and the loader rejects entries without one.
 
@@ -14,6 +14,7 @@ use crate::config::{self, ConfigError};
 /// Built-in models by name.
 pub const BUILTIN: &[(&str, &str)] = &[
     ("broadwell", include_str!("../models/cpu/broadwell.toml")),
+    ("broadwell-ep", include_str!("../models/cpu/broadwell-ep.toml")),
     ("haswell", include_str!("../models/cpu/haswell.toml")),
     ("skylake", include_str!("../models/cpu/skylake.toml")),
 ];
