@@ -103,16 +103,6 @@ fn x2apic_msrs_only_in_x2apic_mode() {
     assert_eq!(faults(&mut vm, read_id), Some(13));
 }
 
-/// Programs the timer (divide by 1, vector `vector`, `mode`), reads the TSC into R12, then
-/// writes the initial count `count` (which starts the count-down 7 cycles later: shift,
-/// or, move and the WRMSR sequence).
-fn start_count(a: &mut CodeAssembler, vector: u8, mode: u64, count: u32) {
-    wrmsr(a, MSR_DIVIDE, 0b1011);
-    wrmsr(a, MSR_LVT_TIMER, mode << 17 | u64::from(vector));
-    tsc_into(a, r12);
-    wrmsr(a, MSR_INITIAL_COUNT, u64::from(count));
-}
-
 /// Cycles from R12 to the handler's RDTSC when the timer fires at R12 + 7 + N: delivery (1),
 /// the handler's 12 instructions before the RDTSC and the RDTSC itself (which counts), plus
 /// at most one block of the 2-instruction spin loop of latency.

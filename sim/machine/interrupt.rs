@@ -306,7 +306,7 @@ impl Machine {
     /// Called after anything it depends on changes.
     pub(crate) fn update_events(&mut self) {
         let mut t = self.vmx.deadline.min(self.apic.timer_at());
-        if self.apic.pending().is_some() {
+        if self.apic.pending().is_some() || self.vmx_window_open() {
             t = 0;
         }
         self.event_at = t;
@@ -335,6 +335,9 @@ impl Machine {
         }
         if self.mcycles >= self.apic.timer_at() {
             self.apic.tick(self.mcycles);
+        }
+        if self.vmx.non_root {
+            return self.vmx_take_event();
         }
         // Maskable interrupts wait for RFLAGS.IF and the end of an STI / MOV SS shadow.
         if self.cpu.interrupt_shadow || self.cpu.rflags_ctl & rflags::IF == 0 {
@@ -367,9 +370,10 @@ impl Machine {
         }
     }
 
-    /// Whether an interrupt arriving now could end a HLT (RFLAGS.IF is set).
+    /// Whether an interrupt arriving now could end a HLT: RFLAGS.IF is set, or in VMX
+    /// non-root operation external interrupts exit.
     fn interrupt_can_wake(&self) -> bool {
-        self.cpu.rflags_ctl & rflags::IF != 0
+        self.cpu.rflags_ctl & rflags::IF != 0 || self.vmx_ext_intr_exiting()
     }
 
     /// The processor is halted: lets time pass until the next event that can end the HLT

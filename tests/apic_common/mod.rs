@@ -124,6 +124,16 @@ pub fn x2apic_on(a: &mut CodeAssembler) {
     wrmsr(a, MSR_SVR, 0x1FF);
 }
 
+/// Programs the timer (divide by 1, vector `vector`, `mode`), reads the TSC into R12, then
+/// writes the initial count `count` (which starts the count-down 7 cycles later: shift,
+/// or, move and the WRMSR sequence).
+pub fn start_count(a: &mut CodeAssembler, vector: u8, mode: u64, count: u32) {
+    wrmsr(a, MSR_DIVIDE, 0b1011);
+    wrmsr(a, MSR_LVT_TIMER, mode << 17 | u64::from(vector));
+    tsc_into(a, r12);
+    wrmsr(a, MSR_INITIAL_COUNT, u64::from(count));
+}
+
 /// RDTSC into `dst` (64 bits; clobbers RAX and RDX).
 pub fn tsc_into(a: &mut CodeAssembler, dst: AsmRegister64) {
     a.rdtsc().unwrap();

@@ -384,6 +384,7 @@ pub fn mov_from_cr(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
             iced_x86::Register::CR4 => m.vmx_cr_read(4, v),
             iced_x86::Register::CR3 if m.vmx_cr38(d, 3, d.r[0], false, 0) => return Ok(()),
             iced_x86::Register::CR8 if m.vmx_cr38(d, 8, d.r[0], false, 0) => return Ok(()),
+            iced_x86::Register::CR8 => m.vmx_cr8_read(v),
             _ => v,
         }
     } else {
@@ -503,7 +504,7 @@ fn mov_to_cr_non_root(m: &mut Machine, d: &DInsn, v: u64) -> Result<(), Fault> {
         R::CR8 if v & !0xF != 0 => Err(Fault::gp(0)),
         R::CR8 if m.vmx_cr38(d, 8, d.r[1], true, v) => Ok(()),
         R::CR8 => {
-            m.write_cr8(v);
+            m.vmx_cr8_write(v);
             Ok(())
         }
         R::CR2 => {

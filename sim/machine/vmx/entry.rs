@@ -60,7 +60,7 @@ impl Machine {
         // processor's VMCS cache; calibration.md, Linux commit 3af80fec6e7f).
         let checked = self.vmx.cur().is_some_and(|v| v.checked);
         let result = if checked {
-            Ok(())
+            self.check_vtpr_threshold().map_err(|_| EntryError::Fail(7))
         } else {
             self.charge_class(super::super::cost::CostClass::VmEntryChecks);
             self.entry_checks()
@@ -94,7 +94,7 @@ impl Machine {
         self.vmx.set(f::VM_INSTRUCTION_ERROR, 0);
         self.vmx_event(VmxEvent::Entry { vmcs, launch });
         self.arm_preemption_timer();
-        self.update_events();
+        self.vmx_apic_entry();
         self.inject_event();
     }
 
@@ -168,6 +168,7 @@ impl Machine {
         if p2c & p2::SECONDARY_EXEC_UNRESTRICTED_GUEST != 0 {
             ok(p2c & p2::SECONDARY_EXEC_ENABLE_EPT != 0)?;
         }
+        self.check_apic_controls()?;
         // VM-exit controls.
         let exitc = g(f::VM_EXIT_CONTROLS) as u32;
         ok(ctl_ok(exitc, self.cap(vmsr::IA32_VMX_EXIT_CTLS)))?;

@@ -13,7 +13,9 @@
 //!
 //! `instr.rs` has the VMX instructions, `entry.rs` VM entry (checks in the SDM's order, then
 //! guest-state loading and event injection), `exit.rs` VM exits (saving guest state, loading
-//! host state) and every intercept decision the interpreter's handlers ask for. A handler in
+//! host state) and every intercept decision the interpreter's handlers ask for; `apicv.rs`
+//! interrupts in non-root operation (external-interrupt and interrupt-window exits, the
+//! TPR shadow). A handler in
 //! VMX non-root operation that must exit calls [`Machine::vm_exit`] (which leaves RIP at the
 //! host RIP) and returns `Ok(())`; every instruction that can exit ends its decoded block,
 //! so the run loop picks up the new RIP. The fast path of an intercepted handler is one
@@ -25,11 +27,12 @@
 //! model's value with the allowed-1 bits of unimplemented features cleared (and VMCS fields
 //! that exist only for those features give VM-instruction error 12). Cleared:
 //!
-//! - pin-based: virtual NMIs (5) and process posted interrupts (7): no NMI or interrupt
-//!   sources are modeled, so NMI blocking and posted-interrupt processing would be untested;
-//! - primary processor-based: interrupt-window exiting (2), use TPR shadow (21), NMI-window
-//!   exiting (22) and monitor trap flag (27) (no interrupt controller, no virtual-APIC page);
-//!   activate tertiary controls (17);
+//! - pin-based: virtual NMIs (5) and process posted interrupts (7): no NMI sources are
+//!   modeled, so NMI blocking would be untested, and posted-interrupt processing is not
+//!   implemented (`apicv.rs`);
+//! - primary processor-based: NMI-window exiting (22) and monitor trap flag (27);
+//!   activate tertiary controls (17). Interrupt-window exiting (2) and use TPR shadow (21)
+//!   are offered (`apicv.rs`);
 //! - secondary: everything except enable EPT (1, see `ept.rs`), enable RDTSCP (3), WBINVD
 //!   exiting (6), enable INVPCID (12) and, where the model has it, VMCS shadowing (14). In
 //!   particular VPID (5) is cleared (every entry and exit flushes the TLB) and so is
@@ -49,6 +52,7 @@
 //! EPT reads its PDPTEs through the EPT at each page walk instead of from the fields loaded at
 //! VM entry (and they are not saved at VM exit); INVEPT of either type flushes the whole TLB.
 
+mod apicv;
 mod entry;
 pub(crate) mod ept;
 mod exit;
@@ -164,7 +168,10 @@ impl Caps {
             | p1::CPU_BASED_USE_MSR_BITMAPS
             | p1::CPU_BASED_MONITOR_EXITING
             | p1::CPU_BASED_PAUSE_EXITING
-            | p1::CPU_BASED_ACTIVATE_SECONDARY_CONTROLS;
+            | p1::CPU_BASED_ACTIVATE_SECONDARY_CONTROLS
+            // apicv.rs
+            | p1::CPU_BASED_INTR_WINDOW_EXITING
+            | p1::CPU_BASED_TPR_SHADOW;
         let p2_ok = proc2::SECONDARY_EXEC_ENABLE_RDTSCP
             | proc2::SECONDARY_EXEC_WBINVD_EXITING
             | proc2::SECONDARY_EXEC_ENABLE_INVPCID
@@ -241,6 +248,9 @@ impl Caps {
             | f::GUEST_PDPTR2
             | f::GUEST_PDPTR3 => ept,
             f::VMREAD_BITMAP | f::VMWRITE_BITMAP => shadow,
+            f::VIRTUAL_APIC_PAGE_ADDR | f::TPR_THRESHOLD => {
+                self.allowed1(vmsr::IA32_VMX_PROCBASED_CTLS) & vmx_ctrl::proc1::CPU_BASED_TPR_SHADOW != 0
+            }
             f::IO_BITMAP_A
             | f::IO_BITMAP_B
             | f::MSR_BITMAP
