@@ -292,7 +292,11 @@ pub fn rdmsr(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
         return Ok(());
     }
     let index = m.cpu.gpr[RCX] as u32;
-    let v = m.read_msr(index)?;
+    let v = if m.vmx.non_root && (x2apic::FIRST..=x2apic::LAST).contains(&index) {
+        m.vmx_x2apic_read(index)?
+    } else {
+        m.read_msr(index)?
+    };
     if is_fast_msr(index) {
         m.reprice(d, CostClass::RdmsrFast);
     }
@@ -308,6 +312,9 @@ pub fn wrmsr(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     }
     let v = (m.cpu.gpr[RDX] << 32) | (m.cpu.gpr[RAX] & 0xFFFF_FFFF);
     let index = m.cpu.gpr[RCX] as u32;
+    if m.vmx.non_root && (x2apic::FIRST..=x2apic::LAST).contains(&index) {
+        return m.vmx_x2apic_write(index, v);
+    }
     m.write_msr(index, v)?;
     if is_fast_msr(index) {
         m.reprice(d, CostClass::WrmsrFast);

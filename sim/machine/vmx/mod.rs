@@ -15,7 +15,7 @@
 //! guest-state loading and event injection), `exit.rs` VM exits (saving guest state, loading
 //! host state) and every intercept decision the interpreter's handlers ask for; `apicv.rs`
 //! interrupts in non-root operation (external-interrupt and interrupt-window exits, the
-//! TPR shadow). A handler in
+//! TPR shadow, APIC virtualization and virtual-interrupt delivery). A handler in
 //! VMX non-root operation that must exit calls [`Machine::vm_exit`] (which leaves RIP at the
 //! host RIP) and returns `Ok(())`; every instruction that can exit ends its decoded block,
 //! so the run loop picks up the new RIP. The fast path of an intercepted handler is one
@@ -34,9 +34,12 @@
 //!   activate tertiary controls (17). Interrupt-window exiting (2) and use TPR shadow (21)
 //!   are offered (`apicv.rs`);
 //! - secondary: everything except enable EPT (1, see `ept.rs`), enable RDTSCP (3), WBINVD
-//!   exiting (6), enable INVPCID (12) and, where the model has it, VMCS shadowing (14). In
-//!   particular VPID (5) is cleared (every entry and exit flushes the TLB) and so is
-//!   unrestricted guest (7: real-mode and paging-off guests under EPT are not modeled);
+//!   exiting (6), enable INVPCID (12), and where the model has them, VMCS shadowing (14),
+//!   virtualize x2APIC mode (4), APIC-register virtualization (8) and virtual-interrupt
+//!   delivery (9) (`apicv.rs`). In particular VPID (5) is cleared (every entry and exit
+//!   flushes the TLB), and so are unrestricted guest (7: real-mode and paging-off guests
+//!   under EPT are not modeled) and virtualize APIC accesses (0: there is no APIC-access
+//!   page, as the APIC's xAPIC MMIO page is not modeled);
 //! - VM-exit: load IA32_PERF_GLOBAL_CTRL (12), clear IA32_BNDCFGS (23) and everything from
 //!   bit 24 up (PT, LBR, CET, PKRS, secondary controls): none of that state is modeled;
 //! - VM-entry: load IA32_PERF_GLOBAL_CTRL (13) and everything from bit 16 up;
@@ -176,7 +179,11 @@ impl Caps {
             | proc2::SECONDARY_EXEC_WBINVD_EXITING
             | proc2::SECONDARY_EXEC_ENABLE_INVPCID
             | proc2::SECONDARY_EXEC_SHADOW_VMCS
-            | proc2::SECONDARY_EXEC_ENABLE_EPT;
+            | proc2::SECONDARY_EXEC_ENABLE_EPT
+            // apicv.rs
+            | proc2::SECONDARY_EXEC_VIRTUALIZE_X2APIC_MODE
+            | proc2::SECONDARY_EXEC_APIC_REGISTER_VIRT
+            | proc2::SECONDARY_EXEC_VIRTUAL_INTR_DELIVERY;
         let exit_ok = ex::DEFAULT1
             | ex::VM_EXIT_SAVE_DEBUG_CONTROLS
             | ex::VM_EXIT_HOST_ADDR_SPACE_SIZE
@@ -248,6 +255,11 @@ impl Caps {
             | f::GUEST_PDPTR2
             | f::GUEST_PDPTR3 => ept,
             f::VMREAD_BITMAP | f::VMWRITE_BITMAP => shadow,
+            f::GUEST_INTR_STATUS
+            | f::EOI_EXIT_BITMAP0
+            | f::EOI_EXIT_BITMAP1
+            | f::EOI_EXIT_BITMAP2
+            | f::EOI_EXIT_BITMAP3 => self.proc2_allowed(proc2::SECONDARY_EXEC_VIRTUAL_INTR_DELIVERY),
             f::VIRTUAL_APIC_PAGE_ADDR | f::TPR_THRESHOLD => {
                 self.allowed1(vmsr::IA32_VMX_PROCBASED_CTLS) & vmx_ctrl::proc1::CPU_BASED_TPR_SHADOW != 0
             }
@@ -332,6 +344,8 @@ pub struct Vmx {
     pub eptp: u64,
     /// An EPT violation or misconfiguration waiting for its fault to unwind (ept.rs).
     pub(crate) ept_pending: Option<ept::PendingExit>,
+    /// A pending virtual interrupt is recognized (apicv.rs).
+    pub(crate) vintr: bool,
     observer: Option<VmxObserver>,
 }
 
@@ -361,6 +375,7 @@ impl Vmx {
             ept: false,
             eptp: 0,
             ept_pending: None,
+            vintr: false,
             observer: None,
         }
     }
