@@ -3,6 +3,7 @@
 //! Nothing in this module has behaviour beyond bit arithmetic; every other layer names
 //! architectural constants through it so there is one source of truth.
 
+pub mod apic;
 pub mod exit_reason;
 pub mod msr;
 pub mod vmcs_fields;

@@ -1,6 +1,7 @@
 //! Exception and interrupt delivery through the IVT (real mode) or the IDT (protected and
 //! IA-32e mode, with TSS stack switches and IST), and the double/triple-fault rules of SDM
-//! Table 6-5.
+//! Table 6-5; the events the run loop takes between instructions (timers, external
+//! interrupts from the local APIC) and HLT's wait for them.
 
 use super::cpu::{seg_attr as sa, Mode, Segment, CS, RSP, SS};
 use super::{Fault, Machine, StopReason};
@@ -17,8 +18,7 @@ pub enum EventKind {
     SoftwareException,
     /// INT1 (ICEBP): no DPL check.
     PrivilegedSoftware,
-    /// An external interrupt (delivered once interrupt sources are modeled).
-    #[allow(dead_code)]
+    /// An external interrupt (from the local APIC, or injected at VM entry).
     External,
 }
 
@@ -295,5 +295,101 @@ impl Machine {
         self.cpu.rip = target;
         self.clear_flags_on_delivery(gtype);
         Ok(())
+    }
+}
+
+impl Machine {
+    /// Recomputes [`Machine::event_at`], the millicycle at which the run loop next calls
+    /// [`Machine::service_events`]: the earlier of the VMX-preemption timer and the APIC
+    /// timer, or 0 while an interrupt is pending (whether or not it can be taken yet: the
+    /// instructions that unblock it end their block, so the check after them is exact).
+    /// Called after anything it depends on changes.
+    pub(crate) fn update_events(&mut self) {
+        let mut t = self.vmx.deadline.min(self.apic.timer_at());
+        if self.apic.pending().is_some() || self.vmx_window_open() {
+            t = 0;
+        }
+        self.event_at = t;
+    }
+
+    /// The run loop reached [`Machine::event_at`]: fires due timers, then takes the
+    /// highest-priority event this instruction boundary allows. Returns whether execution
+    /// went somewhere else (a VM exit or an interrupt delivered). What it costs is charged
+    /// to the exception row of the profile.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn service_events(&mut self) -> bool {
+        let taken = self.take_event();
+        self.update_events();
+        taken
+    }
+
+    fn take_event(&mut self) -> bool {
+        if self.mcycles >= self.vmx.deadline {
+            self.vmx_timer_exit();
+            return true;
+        }
+        if self.mcycles >= self.apic.timer_at() {
+            self.apic.tick(self.mcycles);
+        }
+        if self.vmx.non_root {
+            return self.vmx_take_event();
+        }
+        // Maskable interrupts wait for RFLAGS.IF and the end of an STI / MOV SS shadow.
+        if self.cpu.interrupt_shadow || self.cpu.rflags_ctl & rflags::IF == 0 {
+            return false;
+        }
+        match self.apic.acknowledge() {
+            Some(v) => {
+                self.deliver_interrupt(v);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Delivers external interrupt `v` (already acknowledged) through the IDT; RIP is the
+    /// next instruction, and a HLT ends. A fault on the way is raised like any other (an
+    /// EPT violation exits with the interrupt as IDT-vectoring information).
+    pub(crate) fn deliver_interrupt(&mut self, v: u8) {
+        use crate::arch::vmx_ctrl::intr_info as it;
+        *self.stats.exceptions.entry(v).or_insert(0) += 1;
+        self.charge_class(super::cost::CostClass::ExceptionDelivery);
+        let saved = self.cpu.clone();
+        if let Err(f) = self.deliver(v, None, EventKind::External) {
+            self.cpu = saved;
+            if f.is_vm_exit() {
+                let info = u32::from(v) | (it::TYPE_EXT_INTR << it::TYPE_SHIFT) | it::VALID;
+                self.ept_pending_vectoring(info, None);
+            }
+            self.raise(f);
+        }
+    }
+
+    /// Whether an interrupt arriving now could end a HLT: RFLAGS.IF is set, or in VMX
+    /// non-root operation external interrupts exit.
+    fn interrupt_can_wake(&self) -> bool {
+        self.cpu.rflags_ctl & rflags::IF != 0 || self.vmx_ext_intr_exiting()
+    }
+
+    /// The processor is halted: lets time pass until the next event that can end the HLT
+    /// (charging the halted cycles to the HLT's profile row, so profiles still sum to the
+    /// total). Returns false when nothing ever can.
+    pub(crate) fn halt_wait(&mut self) -> bool {
+        let mut t = self.vmx.deadline;
+        if self.apic.timer_can_interrupt() && self.interrupt_can_wake() {
+            t = t.min(self.apic.timer_at());
+        }
+        if t == u64::MAX {
+            return false;
+        }
+        if t > self.mcycles {
+            let halted = t - self.mcycles;
+            // The halted time goes to the current row (the HLT's, or the entry's for a
+            // guest entered in the HLT activity state).
+            self.mcycles = t;
+            let _ = halted;
+        }
+        true
     }
 }

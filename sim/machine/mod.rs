@@ -6,8 +6,14 @@
 //! precomputed handler. Handlers return `Err(Fault)` for architectural exceptions; the loop
 //! rolls RIP back to the faulting instruction and delivers the exception through the IDT.
 //! Everything a guest can trigger is a value, never a panic.
+//!
+//! Timers and interrupts cost the run loop one compare per block: `event_at` is the
+//! millicycle at which something may need attention (the VMX-preemption timer, the APIC
+//! timer, or 0 while an interrupt or an interrupt-window is pending), and only when it is
+//! reached does the loop call into `interrupt.rs`.
 
 pub mod acct;
+pub mod apic;
 pub mod cost;
 pub mod cpu;
 pub mod decode;
@@ -181,6 +187,11 @@ pub struct Machine {
     pub disk: Option<Vec<u8>>,
     /// The VMX unit.
     pub vmx: vmx::Vmx,
+    /// The local APIC.
+    pub apic: apic::Apic,
+    /// Millicycle at which the run loop must look at timers and pending interrupts (see
+    /// [`Machine::update_events`]); 0 while an interrupt or a VMX event window is pending.
+    pub(crate) event_at: u64,
 }
 
 /// Unimplemented instructions at one RIP, each within `STORM_GAP` instructions of the last,
@@ -190,6 +201,10 @@ const STORM_GAP: u64 = 1000;
 
 impl Machine {
     pub fn new(mem_size: usize, model: Rc<CpuModel>) -> Self {
+        // The APIC offers what CPUID says it has.
+        use crate::arch::apic::cpuid1_ecx;
+        let ecx = model.cpuid(1, 0)[2];
+        let apic = apic::Apic::new(ecx & cpuid1_ecx::X2APIC != 0, ecx & cpuid1_ecx::TSC_DEADLINE != 0);
         Machine {
             cpu: Cpu::new(),
             mem: PhysMem::new(mem_size),
@@ -209,6 +224,8 @@ impl Machine {
             unimpl_run: 0,
             unimpl_last: (u64::MAX, 0),
             disk: None,
+            apic,
+            event_at: u64::MAX,
         }
     }
 
@@ -221,21 +238,15 @@ impl Machine {
             if self.stats.instructions >= budget {
                 return StopReason::Budget;
             }
-            // The VMX-preemption timer (`u64::MAX` when not armed) is checked between blocks.
-            if self.mcycles >= self.vmx.deadline {
-                self.vmx_timer_exit();
+            // Timers and pending interrupts are looked at between blocks.
+            if self.mcycles >= self.event_at && self.service_events() {
                 continue;
             }
             if self.cpu.halted {
-                if self.vmx.deadline != u64::MAX {
-                    // Time passes in HLT until the VMX-preemption timer fires.
-                    self.mcycles = self.vmx.deadline;
+                if self.halt_wait() {
                     continue;
                 }
-                if self.cpu.rflags_ctl & crate::arch::x86::rflags::IF == 0 {
-                    return StopReason::Halted;
-                }
-                // No interrupt source is modeled yet: a halt with IF=1 would wait forever.
+                // Nothing can ever wake this HLT (interrupts disabled or none to come).
                 return StopReason::Halted;
             }
             if !self.mem.dirty_code.is_empty() {

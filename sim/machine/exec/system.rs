@@ -7,6 +7,7 @@ use super::super::cost::CostClass;
 use super::super::cpu::{seg_attr as sa, Mode, Segment, CS, RAX, RCX, RDX, SS};
 use super::super::decode::{seg_index, DInsn, OpK};
 use super::super::{Fault, Machine};
+use crate::arch::apic::x2apic;
 use crate::arch::exit_reason::reason as xr;
 use crate::arch::msr::{self, efer};
 use crate::arch::vmx_ctrl::{proc1 as p1, proc2 as p2};
@@ -179,7 +180,7 @@ impl Machine {
         let c = &self.cpu;
         let v = match index {
             msr::IA32_TIME_STAMP_COUNTER => self.tsc(),
-            msr::IA32_APIC_BASE => c.msr.apic_base,
+            msr::IA32_APIC_BASE => self.apic.base(),
             msr::IA32_FEATURE_CONTROL => c.msr.feature_control,
             msr::IA32_SPEC_CTRL => c.msr.spec_ctrl,
             msr::IA32_BIOS_SIGN_ID => 0,
@@ -191,7 +192,8 @@ impl Machine {
             msr::IA32_DEBUGCTL => c.msr.debugctl,
             msr::IA32_PAT => c.msr.pat,
             msr::IA32_MTRR_DEF_TYPE => c.msr.mtrr_def_type,
-            msr::IA32_TSC_DEADLINE => c.msr.tsc_deadline,
+            msr::IA32_TSC_DEADLINE => self.apic.tsc_deadline(),
+            i @ x2apic::FIRST..=x2apic::LAST => self.apic.read(i, self.mcycles).ok_or(Fault::gp(0))?,
             msr::IA32_XSS => c.msr.xss,
             msr::IA32_EFER => c.efer,
             msr::IA32_STAR => c.msr.star,
@@ -217,11 +219,13 @@ impl Machine {
     /// WRMSR semantics, with the reserved-bit and canonical-address checks that #GP.
     pub fn write_msr(&mut self, index: u32, v: u64) -> Result<(), Fault> {
         let canonical = ((v as i64) << 16 >> 16) as u64 == v;
-        let now = self.cycles();
+        if matches!(index, msr::IA32_TIME_STAMP_COUNTER | msr::IA32_APIC_BASE | msr::IA32_TSC_DEADLINE)
+            || (x2apic::FIRST..=x2apic::LAST).contains(&index)
+        {
+            return self.write_apic_msr(index, v);
+        }
         let c = &mut self.cpu;
         match index {
-            msr::IA32_TIME_STAMP_COUNTER => c.tsc = v.wrapping_sub(now),
-            msr::IA32_APIC_BASE => c.msr.apic_base = v,
             msr::IA32_FEATURE_CONTROL => {
                 if c.msr.feature_control & 1 != 0 {
                     return Err(Fault::gp(0));
@@ -249,7 +253,6 @@ impl Machine {
                 c.msr.pat = v;
             }
             msr::IA32_MTRR_DEF_TYPE => c.msr.mtrr_def_type = v,
-            msr::IA32_TSC_DEADLINE => c.msr.tsc_deadline = v,
             msr::IA32_XSS => c.msr.xss = v,
             msr::IA32_EFER => {
                 if v & !(efer::WRITABLE | efer::LMA) != 0 {
@@ -288,7 +291,11 @@ pub fn rdmsr(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
         return Ok(());
     }
     let index = m.cpu.gpr[RCX] as u32;
-    let v = m.read_msr(index)?;
+    let v = if m.vmx.non_root && (x2apic::FIRST..=x2apic::LAST).contains(&index) {
+        m.vmx_x2apic_read(index)?
+    } else {
+        m.read_msr(index)?
+    };
     if is_fast_msr(index) {
         m.reprice(d, CostClass::RdmsrFast);
     }
@@ -304,6 +311,9 @@ pub fn wrmsr(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     }
     let v = (m.cpu.gpr[RDX] << 32) | (m.cpu.gpr[RAX] & 0xFFFF_FFFF);
     let index = m.cpu.gpr[RCX] as u32;
+    if m.vmx.non_root && (x2apic::FIRST..=x2apic::LAST).contains(&index) {
+        return m.vmx_x2apic_write(index, v);
+    }
     m.write_msr(index, v)?;
     if is_fast_msr(index) {
         m.reprice(d, CostClass::WrmsrFast);
@@ -371,7 +381,7 @@ pub fn mov_from_cr(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
         iced_x86::Register::CR2 => m.cpu.cr2,
         iced_x86::Register::CR3 => m.cpu.cr3,
         iced_x86::Register::CR4 => m.cpu.cr4,
-        iced_x86::Register::CR8 => m.cpu.cr8,
+        iced_x86::Register::CR8 => m.apic.cr8(),
         _ => return Err(Fault::ud()),
     };
     let v = if m.vmx.non_root {
@@ -380,6 +390,7 @@ pub fn mov_from_cr(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
             iced_x86::Register::CR4 => m.vmx_cr_read(4, v),
             iced_x86::Register::CR3 if m.vmx_cr38(d, 3, d.r[0], false, 0) => return Ok(()),
             iced_x86::Register::CR8 if m.vmx_cr38(d, 8, d.r[0], false, 0) => return Ok(()),
+            iced_x86::Register::CR8 => m.vmx_cr8_read(v),
             _ => v,
         }
     } else {
@@ -474,7 +485,7 @@ pub fn mov_to_cr(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
             if v & !0xF != 0 {
                 return Err(Fault::gp(0));
             }
-            m.cpu.cr8 = v;
+            m.write_cr8(v);
             Ok(())
         }
         _ => Err(Fault::ud()),
@@ -499,7 +510,7 @@ fn mov_to_cr_non_root(m: &mut Machine, d: &DInsn, v: u64) -> Result<(), Fault> {
         R::CR8 if v & !0xF != 0 => Err(Fault::gp(0)),
         R::CR8 if m.vmx_cr38(d, 8, d.r[1], true, v) => Ok(()),
         R::CR8 => {
-            m.cpu.cr8 = v;
+            m.vmx_cr8_write(v);
             Ok(())
         }
         R::CR2 => {

@@ -61,7 +61,7 @@ impl Machine {
         // processor's VMCS cache; calibration.md, Linux commit 3af80fec6e7f).
         let checked = self.vmx.cur().is_some_and(|v| v.checked);
         let result = if checked {
-            Ok(())
+            self.check_vtpr_threshold().map_err(|_| EntryError::Fail(7))
         } else {
             self.charge_event(super::super::cost::CostClass::VmEntryChecks, super::super::acct::Event::VmEntryChecks);
             self.entry_checks()
@@ -96,6 +96,7 @@ impl Machine {
         self.vmx_event(VmxEvent::Entry { vmcs, launch });
         self.acct_entry_done();
         self.arm_preemption_timer();
+        self.vmx_apic_entry();
         self.inject_event();
     }
 
@@ -175,6 +176,7 @@ impl Machine {
         if p2c & p2::SECONDARY_EXEC_UNRESTRICTED_GUEST != 0 {
             ok(p2c & p2::SECONDARY_EXEC_ENABLE_EPT != 0)?;
         }
+        self.check_apic_controls()?;
         // VM-exit controls.
         let exitc = g(f::VM_EXIT_CONTROLS) as u32;
         ok(ctl_ok(exitc, self.cap(vmsr::IA32_VMX_EXIT_CTLS)))?;

@@ -73,6 +73,7 @@ impl Machine {
         if self.stop.is_none() {
             self.exit_msr_lists();
         }
+        self.update_events();
     }
 
     /// A VM exit caused by the instruction `d`, which is the last of its block (so

@@ -13,7 +13,9 @@
 //!
 //! `instr.rs` has the VMX instructions, `entry.rs` VM entry (checks in the SDM's order, then
 //! guest-state loading and event injection), `exit.rs` VM exits (saving guest state, loading
-//! host state) and every intercept decision the interpreter's handlers ask for. A handler in
+//! host state) and every intercept decision the interpreter's handlers ask for; `apicv.rs`
+//! interrupts in non-root operation (external-interrupt and interrupt-window exits, the
+//! TPR shadow, APIC virtualization and virtual-interrupt delivery). A handler in
 //! VMX non-root operation that must exit calls [`Machine::vm_exit`] (which leaves RIP at the
 //! host RIP) and returns `Ok(())`; every instruction that can exit ends its decoded block,
 //! so the run loop picks up the new RIP. The fast path of an intercepted handler is one
@@ -25,16 +27,19 @@
 //! model's value with the allowed-1 bits of unimplemented features cleared (and VMCS fields
 //! that exist only for those features give VM-instruction error 12). Cleared:
 //!
-//! - pin-based: virtual NMIs (5) and process posted interrupts (7): no NMI or interrupt
-//!   sources are modeled, so NMI blocking and posted-interrupt processing would be untested;
-//! - primary processor-based: interrupt-window exiting (2), use TPR shadow (21), NMI-window
-//!   exiting (22) and monitor trap flag (27) (no interrupt controller, no virtual-APIC page);
-//!   activate tertiary controls (17);
+//! - pin-based: virtual NMIs (5) and process posted interrupts (7): no NMI sources are
+//!   modeled, so NMI blocking would be untested, and posted-interrupt processing is not
+//!   implemented (`apicv.rs`);
+//! - primary processor-based: NMI-window exiting (22) and monitor trap flag (27);
+//!   activate tertiary controls (17). Interrupt-window exiting (2) and use TPR shadow (21)
+//!   are offered (`apicv.rs`);
 //! - secondary: everything except enable EPT (1, see `ept.rs`), enable RDTSCP (3), enable
-//!   VPID (5, see `vpid.rs`), WBINVD exiting (6), enable INVPCID (12) and, where the model
-//!   has them, VMCS shadowing (14) and enable PML (17, see `ept.rs`). In particular
-//!   unrestricted guest (7) is cleared: real-mode and paging-off guests under EPT are not
-//!   modeled;
+//!   VPID (5, see `vpid.rs`), WBINVD exiting (6), enable INVPCID (12), and where the model
+//!   has them, VMCS shadowing (14), enable PML (17, see `ept.rs`), virtualize x2APIC mode
+//!   (4), APIC-register virtualization (8) and virtual-interrupt delivery (9) (`apicv.rs`).
+//!   Cleared: unrestricted guest (7: real-mode and paging-off guests under EPT are not
+//!   modeled) and virtualize APIC accesses (0: there is no APIC-access page, as the APIC's
+//!   xAPIC MMIO page is not modeled);
 //! - VM-exit: load IA32_PERF_GLOBAL_CTRL (12), clear IA32_BNDCFGS (23) and everything from
 //!   bit 24 up (PT, LBR, CET, PKRS, secondary controls): none of that state is modeled;
 //! - VM-entry: load IA32_PERF_GLOBAL_CTRL (13) and everything from bit 16 up;
@@ -53,6 +58,7 @@
 //! (every VPID). The TLB does not track PCIDs: INVPCID and MOV CR3 invalidate for the whole
 //! current VPID, more than required.
 
+mod apicv;
 mod entry;
 pub(crate) mod ept;
 mod exit;
@@ -169,14 +175,21 @@ impl Caps {
             | p1::CPU_BASED_USE_MSR_BITMAPS
             | p1::CPU_BASED_MONITOR_EXITING
             | p1::CPU_BASED_PAUSE_EXITING
-            | p1::CPU_BASED_ACTIVATE_SECONDARY_CONTROLS;
+            | p1::CPU_BASED_ACTIVATE_SECONDARY_CONTROLS
+            // apicv.rs
+            | p1::CPU_BASED_INTR_WINDOW_EXITING
+            | p1::CPU_BASED_TPR_SHADOW;
         let p2_ok = proc2::SECONDARY_EXEC_ENABLE_RDTSCP
             | proc2::SECONDARY_EXEC_WBINVD_EXITING
             | proc2::SECONDARY_EXEC_ENABLE_INVPCID
             | proc2::SECONDARY_EXEC_SHADOW_VMCS
             | proc2::SECONDARY_EXEC_ENABLE_EPT
             | proc2::SECONDARY_EXEC_ENABLE_VPID
-            | proc2::SECONDARY_EXEC_ENABLE_PML;
+            | proc2::SECONDARY_EXEC_ENABLE_PML
+            // apicv.rs
+            | proc2::SECONDARY_EXEC_VIRTUALIZE_X2APIC_MODE
+            | proc2::SECONDARY_EXEC_APIC_REGISTER_VIRT
+            | proc2::SECONDARY_EXEC_VIRTUAL_INTR_DELIVERY;
         let exit_ok = ex::DEFAULT1
             | ex::VM_EXIT_SAVE_DEBUG_CONTROLS
             | ex::VM_EXIT_HOST_ADDR_SPACE_SIZE
@@ -253,6 +266,14 @@ impl Caps {
             | f::GUEST_PDPTR2
             | f::GUEST_PDPTR3 => ept,
             f::VMREAD_BITMAP | f::VMWRITE_BITMAP => shadow,
+            f::GUEST_INTR_STATUS
+            | f::EOI_EXIT_BITMAP0
+            | f::EOI_EXIT_BITMAP1
+            | f::EOI_EXIT_BITMAP2
+            | f::EOI_EXIT_BITMAP3 => self.proc2_allowed(proc2::SECONDARY_EXEC_VIRTUAL_INTR_DELIVERY),
+            f::VIRTUAL_APIC_PAGE_ADDR | f::TPR_THRESHOLD => {
+                self.allowed1(vmsr::IA32_VMX_PROCBASED_CTLS) & vmx_ctrl::proc1::CPU_BASED_TPR_SHADOW != 0
+            }
             f::IO_BITMAP_A
             | f::IO_BITMAP_B
             | f::MSR_BITMAP
@@ -334,6 +355,8 @@ pub struct Vmx {
     pub eptp: u64,
     /// An EPT violation or misconfiguration waiting for its fault to unwind (ept.rs).
     pub(crate) ept_pending: Option<ept::PendingExit>,
+    /// A pending virtual interrupt is recognized (apicv.rs).
+    pub(crate) vintr: bool,
     observer: Option<VmxObserver>,
 }
 
@@ -363,6 +386,7 @@ impl Vmx {
             ept: false,
             eptp: 0,
             ept_pending: None,
+            vintr: false,
             observer: None,
         }
     }
