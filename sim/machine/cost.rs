@@ -35,6 +35,9 @@ classes! {
     Shift = "shift",
     /// Bit scans, bit tests, POPCNT/LZCNT/TZCNT, BMI.
     BitOp = "bit_op",
+    /// BT/BTS/BTR/BTC on memory with a register bit offset (bit-string addressing:
+    /// the offset selects the word, microcoded). Linux's test_bit/__clear_bit on a bitmap.
+    BitStringMem = "bit_string_mem",
     /// Integer multiply.
     Mul = "mul",
     Div8 = "div8",
@@ -238,6 +241,7 @@ pub fn classify(d: &DInsn) -> CostClass {
                 C::Shift
             }
         }
+        M::Bt | M::Bts | M::Btr | M::Btc if d.k[0] == OpK::Mem && ins.op1_kind() == OpKind::Register => C::BitStringMem,
         M::Bt
         | M::Bts
         | M::Btr

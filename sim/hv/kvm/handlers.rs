@@ -463,7 +463,7 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, _guest_size: u64) -> R 
         a.jne(no)?;
         a.mov(vc(v::TSC_DEADLINE), rax)?;
         a.mov(rdx, vc(v::LVTT))?;
-        a.and(edx, (3 << 17) as i32)?;
+        a.and(edx, 3 << 17)?;
         a.cmp(edx, LVTT_TSC_DEADLINE as i32)?;
         a.jne(done)?;
         a.test(rax, rax)?;

@@ -588,7 +588,7 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         ];
         a.mov(rdi, L::VCPU + v::CPUID)?;
         for &(leaf, sub) in leaves {
-            if leaf >= 0x4000_0000 && leaf < 0x8000_0000 {
+            if (0x4000_0000..0x8000_0000).contains(&leaf) {
                 // KVM's own leaves: signature "KVMKVMKVM" and no paravirt features.
                 let (ebx_, ecx_, edx_) = (0x4B4D_564Bu32, 0x564B_4D56u32, 0x4Du32);
                 a.mov(dword_ptr(rdi), leaf)?;

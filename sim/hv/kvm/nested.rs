@@ -99,9 +99,9 @@ fn copy_to_vmcs12(a: &mut CodeAssembler, enc: u32) -> R {
 }
 
 pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
-    let _ = guest_size;    // ---- helpers -----------------------------------------------------------------------
-    // vmcs12_lookup(esi = encoding) -> rax = byte offset in vmcs12 (bit 0 of the encoding
-    // adds 4 for the HIGH half), or -1 for an unsupported component.
+    let _ = guest_size; // ---- helpers -----------------------------------------------------------------------
+                        // vmcs12_lookup(esi = encoding) -> rax = byte offset in vmcs12 (bit 0 of the encoding
+                        // adds 4 for the HIGH half), or -1 for an unsupported component.
     b.func("vmcs_field_to_offset", |b| {
         let table = b.label("vmcs_field_to_offset_table");
         let a = &mut b.asm;
