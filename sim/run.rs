@@ -37,6 +37,14 @@ pub struct ExitCount {
     pub count: u64,
 }
 
+/// Exits of one reason per measured iteration, at one level.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExitRate {
+    pub level: u32,
+    pub reason: String,
+    pub per_iteration: f64,
+}
+
 /// Cycles spent at one level in one function symbol (or a hardware transition such as
 /// "[vm-exit]").
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +75,10 @@ pub struct RunReport {
     /// L2, per reason, averaged over the measured iterations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ancillary_exits_per_l2_exit: Option<BTreeMap<String, f64>>,
+    /// Steady-state hardware exits per measured iteration, by running level and reason (the
+    /// difference between the run and its zero-iteration twin, divided by `iterations`).
+    #[serde(default)]
+    pub exits_per_iteration: Vec<ExitRate>,
     /// Every simulated cycle of the run (warm-up and set-up included).
     pub total_cycles: u64,
     /// Every simulated instruction of the run.
@@ -114,6 +126,21 @@ pub fn run_scenario(scenario: &Scenario, opts: &RunOptions) -> Result<RunReport,
         .iter()
         .map(|e| ExitCount { level: e.level.unwrap_or(0), reason: e.reason.clone(), count: e.count })
         .collect();
+    let mut exits_per_iteration = Vec::new();
+    if let Some(base) = &base {
+        let mut m: BTreeMap<(u32, String), f64> = BTreeMap::new();
+        for e in &full.report.exits {
+            *m.entry((e.level.unwrap_or(0), e.reason.clone())).or_default() += e.count as f64;
+        }
+        for e in &base.report.exits {
+            *m.entry((e.level.unwrap_or(0), e.reason.clone())).or_default() -= e.count as f64;
+        }
+        for ((level, reason), n) in m {
+            if n != 0.0 {
+                exits_per_iteration.push(ExitRate { level, reason, per_iteration: n / scenario.iterations as f64 });
+            }
+        }
+    }
     let ancillary = match &base {
         Some(base) if scenario.levels.len() >= 2 => {
             let per = |lvl: u32| -> BTreeMap<String, f64> {
@@ -156,6 +183,7 @@ pub fn run_scenario(scenario: &Scenario, opts: &RunOptions) -> Result<RunReport,
         },
         exits,
         ancillary_exits_per_l2_exit: ancillary,
+        exits_per_iteration,
         total_cycles: full.report.cycles,
         instructions: full.report.instructions,
         profile,
@@ -233,6 +261,15 @@ pub fn render_table(r: &RunReport) -> String {
     }
     for e in exits {
         let _ = writeln!(o, "           {:<6} {:<24} {:>8}", format!("L{}", e.level), e.reason, e.count);
+    }
+
+    if !r.exits_per_iteration.is_empty() {
+        let mut levels: BTreeMap<u32, f64> = BTreeMap::new();
+        for e in &r.exits_per_iteration {
+            *levels.entry(e.level).or_default() += e.per_iteration;
+        }
+        let list: Vec<String> = levels.iter().map(|(l, n)| format!("L{l} {n:.2}")).collect();
+        let _ = writeln!(o, "\nexits per iteration   {}", list.join(", "));
     }
 
     if let Some(anc) = &r.ancillary_exits_per_l2_exit {

@@ -408,6 +408,7 @@ fn render_table_golden() {
             exit(1, "MSR_READ", 1010),
         ],
         ancillary_exits_per_l2_exit: Some(anc),
+        exits_per_iteration: vec![],
         total_cycles: 100_000_000,
         instructions: 4_000_000,
         profile: vec![
