@@ -26,7 +26,7 @@ use crate::config::{self, ConfigError};
 use crate::hv::config::{HvParams, MsrBitmapMerge, Vmcs02Rebuild, VmxFeatures, Xcr0Load};
 
 /// The innermost-guest workloads a scenario may name.
-pub const WORKLOADS: &[&str] = &["cpuid", "vmcall", "rdmsr", "rdmsr-passthrough", "wrmsr", "io", "hlt"];
+pub const WORKLOADS: &[&str] = crate::hv::workload::WORKLOADS;
 
 /// Cost model of a scenario that names none.
 pub const DEFAULT_COST_MODEL: &str = "broadwell";
