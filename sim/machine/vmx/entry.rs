@@ -301,9 +301,6 @@ impl Machine {
         let (c4f0, c4f1) = (caps.msr(vmsr::IA32_VMX_CR4_FIXED0), caps.msr(vmsr::IA32_VMX_CR4_FIXED1));
         let gcr0 = g(f::GUEST_CR0);
         let gcr4 = g(f::GUEST_CR4);
-        if std::env::var_os("VMXSIM_DEBUG_ENTRY").is_some() {
-            eprintln!("entry: cr0 {gcr0:#x} cr4 {gcr4:#x} rip {:#x} vmcs {:#x}", g(f::GUEST_RIP), self.vmx.current);
-        }
         ok(gcr0 & c0f0 == c0f0 && gcr0 & !c0f1 & 0xFFFF_FFFF == 0 && gcr0 >> 32 == 0)?;
         ok(gcr0 & cr0::PG == 0 || gcr0 & cr0::PE != 0)?;
         ok(gcr4 & c4f0 == c4f0 && gcr4 & !c4f1 == 0)?;
