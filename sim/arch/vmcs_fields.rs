@@ -604,8 +604,23 @@ pub fn by_encoding(enc: u32) -> Option<&'static FieldInfo> {
     if !is_valid_encoding_shape(enc) {
         return None;
     }
+    // A direct table over the 15 encoding bits (entry + 1, 0 for none): VMREAD and VMWRITE
+    // look their field up on every execution.
+    static TABLE: std::sync::OnceLock<Box<[u16]>> = std::sync::OnceLock::new();
+    let t = TABLE.get_or_init(|| {
+        let mut t = vec![0u16; 1 << 15].into_boxed_slice();
+        for (i, f) in VMCS_FIELDS.iter().enumerate() {
+            if let Some(slot) = t.get_mut(f.encoding as usize) {
+                *slot = (i + 1) as u16;
+            }
+        }
+        t
+    });
     let full = enc & !ACCESS_HIGH;
-    VMCS_FIELDS.binary_search_by_key(&full, |f| f.encoding).ok().and_then(|i| VMCS_FIELDS.get(i))
+    match t.get(full as usize) {
+        Some(&i) if i > 0 => VMCS_FIELDS.get(usize::from(i) - 1),
+        _ => None,
+    }
 }
 
 /// Name of the field an encoding refers to (HIGH encodings give the 64-bit field's name).
