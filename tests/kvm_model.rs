@@ -165,3 +165,25 @@ fn headline_kvm_on_kvm_cpuid() {
     top.sort_unstable();
     assert_eq!(top, ["nested_vmx_disable_intercept_for_msr", "nested_vmx_run"]);
 }
+
+fn per_iteration(r: &RunReport, level: u32, reason: &str) -> f64 {
+    r.exits_per_iteration.iter().find(|e| e.level == level && e.reason == reason).map_or(0.0, |e| e.per_iteration)
+}
+
+#[test]
+fn hlt_wakes_on_the_timer_and_apic_virtualization_saves_the_eoi_exit() {
+    let apicv = run("hlt-l1", &["iterations=50", "warmup=5"]);
+    assert!(apicv.cycles_per_iteration >= vmxsim::hv::workload::HLT_DELAY as f64, "{}", apicv.cycles_per_iteration);
+    assert_eq!(per_iteration(&apicv, 1, "HLT"), 1.0);
+    // The TSC-deadline write exits; the interrupt arrives by virtual-interrupt delivery and
+    // its EOI is virtualized.
+    assert_eq!(per_iteration(&apicv, 1, "MSR_WRITE"), 1.0);
+    // The Broadwell client part has no APICv: KVM injects the interrupt at VM entry and the
+    // guest's EOI write exits too.
+    let client = run("hlt-l1", &["iterations=50", "warmup=5", "cpu=\"broadwell\""]);
+    assert_eq!(per_iteration(&client, 1, "MSR_WRITE"), 2.0);
+    // Nested: L1 handles its guest's HLT and timer the same way.
+    let nested = run("hlt-l2", &["iterations=20", "warmup=5"]);
+    assert_eq!(per_iteration(&nested, 2, "HLT"), 1.0);
+    assert!(nested.cycles_per_iteration > apicv.cycles_per_iteration);
+}

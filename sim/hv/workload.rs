@@ -12,7 +12,7 @@ use super::layout::CODE_BASE;
 use crate::arch::msr as m;
 
 /// The workloads, by scenario name.
-pub const WORKLOADS: &[&str] = &["cpuid", "vmcall", "rdmsr", "rdmsr-passthrough", "wrmsr", "io"];
+pub const WORKLOADS: &[&str] = &["cpuid", "vmcall", "rdmsr", "rdmsr-passthrough", "wrmsr", "io", "hlt"];
 
 /// The IA32_TSC_ADJUST MSR: intercepted and emulated by KVM at every level.
 const INTERCEPTED_MSR: u32 = m::IA32_TSC_ADJUST;
@@ -21,6 +21,13 @@ const STACK_TOP: u64 = 0x9_0000;
 /// How far ahead the guest arms its TSC-deadline timer (cycles): far enough never to fire
 /// during a run, near enough for KVM to use the VMX-preemption timer (< 2^32 << rate).
 pub const TIMER_AHEAD: u64 = 1 << 34;
+
+/// Timer distance of the `hlt` workload (cycles).
+pub const HLT_DELAY: u64 = 20_000;
+/// Where the `hlt` workload keeps its IDT (in its boot area).
+const IDT: u64 = 0x8_0000;
+/// The LAPIC timer's vector.
+const TIMER_VECTOR: u32 = 0xEC;
 
 /// Emits the timed operation.
 fn op(a: &mut CodeAssembler, name: &str) -> Result<(), IcedError> {
@@ -46,6 +53,20 @@ fn op(a: &mut CodeAssembler, name: &str) -> Result<(), IcedError> {
             a.xor(eax, eax)?;
             a.xor(edx, edx)?;
             a.wrmsr()
+        }
+        "hlt" => {
+            // Arm the TSC-deadline timer HLT_DELAY ahead, then wait for it with HLT.
+            a.rdtsc()?;
+            a.shl(rdx, 32)?;
+            a.or(rax, rdx)?;
+            a.add(rax, HLT_DELAY as i32)?;
+            a.mov(rdx, rax)?;
+            a.shr(rdx, 32)?;
+            a.mov(ecx, m::IA32_TSC_DEADLINE)?;
+            a.wrmsr()?;
+            a.sti()?;
+            a.hlt()?;
+            a.cli()
         }
         "io" => {
             a.mov(edx, u32::from(super::kvm::KERNEL_PORT))?;
@@ -74,8 +95,29 @@ pub fn build(name: &str, iterations: u64, warmup: u64) -> Result<Program, IcedEr
         a.rdmsr()?;
         a.or(eax, 0xC00)?;
         a.wrmsr()?;
+        if name == "hlt" {
+            // An IDT with the timer's gate (interrupt gate, kernel code segment).
+            let handler = b.label("apic_timer_interrupt");
+            let a = &mut b.asm;
+            a.lea(rax, ptr(handler))?;
+            a.mov(rdx, rax)?;
+            a.and(eax, 0xFFFF)?;
+            a.or(eax, 0x0008_0000)?;
+            a.mov(dword_ptr(IDT + 16 * u64::from(TIMER_VECTOR)), eax)?;
+            a.mov(rax, rdx)?;
+            a.and(eax, 0xFFFF_0000u32 as i32)?;
+            a.or(eax, 0x8E00)?;
+            a.mov(dword_ptr(IDT + 16 * u64::from(TIMER_VECTOR) + 4), eax)?;
+            a.shr(rdx, 32)?;
+            a.mov(dword_ptr(IDT + 16 * u64::from(TIMER_VECTOR) + 8), edx)?;
+            a.mov(word_ptr(IDT - 16), 16 * 256 - 1)?;
+            a.mov(rax, IDT)?;
+            a.mov(qword_ptr(IDT - 14), rax)?;
+            a.lidt(ptr(IDT - 16))?;
+        }
+        let a = &mut b.asm;
         a.mov(ecx, 0x832u32)?;
-        a.mov(eax, 0xECu32 | (2 << 17))?;
+        a.mov(eax, TIMER_VECTOR | (2 << 17))?;
         a.xor(edx, edx)?;
         a.wrmsr()?;
         a.rdtsc()?;
@@ -140,6 +182,21 @@ pub fn build(name: &str, iterations: u64, warmup: u64) -> Result<Program, IcedEr
         a.mov(edx, 0xF4u32)?;
         a.out(dx, al)?;
         a.hlt()
+    })?;
+    // The timer interrupt: EOI (x2APIC), return.
+    b.func("apic_timer_interrupt", |b| {
+        let a = &mut b.asm;
+        for r in [rax, rcx, rdx] {
+            a.push(r)?;
+        }
+        a.mov(ecx, 0x80Bu32)?;
+        a.xor(eax, eax)?;
+        a.xor(edx, edx)?;
+        a.wrmsr()?;
+        for r in [rdx, rcx, rax] {
+            a.pop(r)?;
+        }
+        a.iretq()
     })?;
     // print_dec(rax): 20 decimal digits, zero-padded, on port 0xE9 (fixed width, so runs
     // that differ only in their iteration count print the same number of characters).

@@ -1547,6 +1547,12 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         ] {
             copy_to_vmcs12(a, e)?;
         }
+        // With virtual-interrupt delivery the processor moved RVI/SVI.
+        let mut no_vid = a.create_label();
+        a.test(dword_ptr(rbx + off12(f::SECONDARY_VM_EXEC_CONTROL)), p2::SECONDARY_EXEC_VIRTUAL_INTR_DELIVERY as i32)?;
+        a.jz(no_vid)?;
+        copy_to_vmcs12(a, f::GUEST_INTR_STATUS)?;
+        a.set_label(&mut no_vid)?;
         a.ret()
     })?;
 

@@ -92,17 +92,32 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams) -> R {
         a.ret()
     })?;
 
-    // vmx_sync_pir_to_irr → vmx_hwapic_irr_update → vmx_set_rvi: RVI = highest pending
-    // vector (none here), written only when it changes.
+    // vmx_sync_pir_to_irr → vmx_hwapic_irr_update → vmx_set_rvi: a pending interrupt goes
+    // into the virtual-APIC page's IRR and RVI; GUEST_INTR_STATUS is read on every entry and
+    // written only when RVI changes. Not in guest mode (L1's interrupts wait for its exit).
     b.func("vmx_sync_pir_to_irr", |b| {
         let a = &mut b.asm;
         let mut out = a.create_label();
+        a.cmp(qword_ptr(L::VCPU + v::N_GUEST_MODE), 0)?;
+        a.jne(out)?;
         vmread(a, rax, f::GUEST_INTR_STATUS)?;
         a.mov(rcx, vc(v::PENDING_IRQ))?;
+        a.test(ecx, ecx)?;
+        a.jz(out)?;
+        // kvm_apic_set_irr: IRR bit of the vector (offset 0x200 + 16 * (v / 32)).
+        a.mov(edx, ecx)?;
+        a.shr(edx, 5)?;
+        a.shl(edx, 4)?;
+        a.mov(r8d, ecx)?;
+        a.and(r8d, 31)?;
+        a.bts(dword_ptr(rdx + (L::VIRTUAL_APIC + 0x200)), r8d)?;
+        let mut keep = a.create_label();
         a.cmp(al, cl)?;
-        a.je(out)?;
+        a.jae(keep)?;
         a.mov(al, cl)?;
+        a.set_label(&mut keep)?;
         vmwrite(a, f::GUEST_INTR_STATUS, rax)?;
+        a.mov(qword_ptr(L::VCPU + v::PENDING_IRQ), 0)?;
         a.set_label(&mut out)?;
         a.ret()
     })?;
