@@ -647,3 +647,37 @@ fn pml_vm_entry_checks() {
     assert_eq!(vm.enter(true), Outcome::FailValid(7));
     assert_eq!(vm.vmwrite(u64::from(f::GUEST_PML_INDEX), 511), Outcome::FailValid(12));
 }
+
+#[test]
+fn with_vpid_combined_mappings_are_tagged_by_the_ept_root() {
+    // Under VPID 1 the guest's translation of DATA survives the round trip while the EPTP
+    // stays; a new EPT PML4 (same lower tables) is another context and walks again.
+    for new_root in [false, true] {
+        let (mut vm, ept) = ept_vm(|a| {
+            a.mov(rax, qword_ptr(DATA)).unwrap();
+            a.vmcall().unwrap();
+            a.mov(rax, qword_ptr(DATA)).unwrap();
+            a.vmcall().unwrap();
+        });
+        let p2c = p2::SECONDARY_EXEC_ENABLE_EPT | p2::SECONDARY_EXEC_ENABLE_VPID;
+        assert_eq!(vm.vmwrite(u64::from(f::SECONDARY_VM_EXEC_CONTROL), u64::from(p2c)), Outcome::Succeed);
+        assert_eq!(vm.vmwrite(u64::from(f::VIRTUAL_PROCESSOR_ID), 1), Outcome::Succeed);
+        vm.m.mem.write::<8>(DATA + SHIFT, 0xAAAA);
+        vm.m.mem.write::<8>(0x70_0000, 0xBBBB);
+        vm.run(|a| a.vmlaunch().unwrap());
+        assert_eq!(vm.m.cpu.gpr[0], 0xAAAA);
+        assert_eq!(exit_reason(&mut vm), u64::from(r::VMCALL));
+        let pte = ept.pte(&vm, DATA);
+        vm.m.mem.write::<8>(pte, 0x70_0000 | WB | RWX);
+        if new_root {
+            let root = vm.m.mem.slice(EPT_BASE, 4096).unwrap().to_vec();
+            vm.m.mem.write_bytes(EPT_BASE + 0x7F_F000, &root);
+            assert_eq!(vm.vmwrite(u64::from(f::EPT_POINTER), EPTP + 0x7F_F000), Outcome::Succeed);
+        }
+        let rip = rd(&mut vm, f::GUEST_RIP) + rd(&mut vm, f::VM_EXIT_INSTRUCTION_LEN);
+        assert_eq!(vm.vmwrite(u64::from(f::GUEST_RIP), rip), Outcome::Succeed);
+        vm.run(|a| a.vmresume().unwrap());
+        assert_eq!(vm.m.cpu.gpr[0], if new_root { 0xBBBB } else { 0xAAAA }, "new root: {new_root}");
+        assert_eq!(exit_reason(&mut vm), u64::from(r::VMCALL));
+    }
+}
