@@ -58,6 +58,23 @@ impl Ept {
         vm.m.mem.write::<8>(t + idx * 8, entry | large);
     }
 
+    /// The host-physical addresses of the EPT entries that translate `gpa`, root first, the
+    /// last one the leaf.
+    fn walk(&self, vm: &Vm, gpa: u64) -> Vec<u64> {
+        let mut t = EPT_BASE;
+        let mut out = Vec::new();
+        for l in (1..=4u32).rev() {
+            let ea = t + ((gpa >> (12 + 9 * (l - 1))) & 0x1FF) * 8;
+            out.push(ea);
+            let e = vm.m.mem.read::<8>(ea);
+            if l == 1 || e & 1 << 7 != 0 {
+                break;
+            }
+            t = e & 0x000F_FFFF_FFFF_F000;
+        }
+        out
+    }
+
     /// The host-physical address of the level-1 entry for `gpa` (which must be mapped small).
     fn pte(&self, vm: &Vm, gpa: u64) -> u64 {
         let mut t = EPT_BASE;
@@ -72,7 +89,12 @@ impl Ept {
 /// A VMX machine whose current VMCS runs `guest` (assembled at GUEST_CODE) under EPT; exits
 /// go to a HLT at HOST_CODE.
 fn ept_vm(guest: impl FnOnce(&mut CodeAssembler)) -> (Vm, Ept) {
-    let mut vm = Vm::with_mem("haswell", 48 << 20);
+    ept_vm_on("haswell", guest)
+}
+
+/// [`ept_vm`] on another CPU model.
+fn ept_vm_on(model: &str, guest: impl FnOnce(&mut CodeAssembler)) -> (Vm, Ept) {
+    let mut vm = Vm::with_mem(model, 48 << 20);
     assert_eq!(vm.vmxon(VMXON_REGION), Outcome::Succeed);
     assert_eq!(vm.vmclear(VMCS[0]), Outcome::Succeed);
     assert_eq!(vm.vmptrld(VMCS[0]), Outcome::Succeed);
@@ -359,4 +381,303 @@ fn ept_walk_levels_are_charged_on_tlb_misses_only() {
     // EPT levels: 25 in all, and nothing for the 19 TLB hits.
     let levels = extra / u64::from(walk);
     assert_eq!(levels, 25, "EPT levels charged");
+}
+
+// ---- Accessed and dirty flags (SDM 28.2.4) -------------------------------------------
+
+const ACCESSED: u64 = 1 << 8;
+const DIRTY: u64 = 1 << 9;
+/// EPTP with accessed and dirty flags enabled (bit 6).
+const EPTP_AD: u64 = EPTP | 1 << 6;
+/// Two more 4-KiB-mapped guest data pages.
+const WR: u64 = 0x48_3000;
+const UNTOUCHED: u64 = 0x48_4000;
+
+fn flags(vm: &Vm, entry: u64) -> u64 {
+    vm.m.mem.read::<8>(entry) & (ACCESSED | DIRTY)
+}
+
+#[test]
+fn ad_flags_follow_the_walk_only_with_eptp_bit_6() {
+    for ad in [false, true] {
+        let (mut vm, ept) = ept_vm(|a| {
+            a.mov(rax, qword_ptr(DATA)).unwrap();
+            a.mov(qword_ptr(WR), rax).unwrap();
+            a.vmcall().unwrap();
+        });
+        if ad {
+            assert_eq!(vm.vmwrite(u64::from(f::EPT_POINTER), EPTP_AD), Outcome::Succeed);
+        }
+        vm.run(|a| a.vmlaunch().unwrap());
+        assert_eq!(exit_reason(&mut vm), u64::from(r::VMCALL));
+        let (rd_walk, wr_walk) = (ept.walk(&vm, DATA), ept.walk(&vm, WR));
+        assert_eq!(rd_walk.len(), 4, "4-KiB EPT page");
+        if !ad {
+            for e in rd_walk.iter().chain(&wr_walk) {
+                assert_eq!(flags(&vm, *e), 0, "no flags without EPTP bit 6");
+            }
+            continue;
+        }
+        // Every entry of both walks is accessed; only the written page's leaf is dirty.
+        for e in &rd_walk[..3] {
+            assert_eq!(flags(&vm, *e), ACCESSED, "non-leaf entries have no dirty flag");
+        }
+        assert_eq!(flags(&vm, rd_walk[3]), ACCESSED, "read: accessed, not dirty");
+        assert_eq!(flags(&vm, wr_walk[3]), ACCESSED | DIRTY, "write: accessed and dirty");
+        // The leaf of a page nobody touched shares the upper entries but stays clean.
+        assert_eq!(flags(&vm, ept.pte(&vm, UNTOUCHED)), 0);
+        // Guest paging-structure accesses are writes: the 2-MiB leaf holding the guest's
+        // page tables (guest-physical 0x2000-0x4FFF) is dirty, the code page only accessed.
+        let tables = ept.walk(&vm, 0x2000);
+        assert_eq!(tables.len(), 3, "2-MiB EPT page");
+        assert_eq!(flags(&vm, tables[2]), ACCESSED | DIRTY);
+        assert_eq!(flags(&vm, *ept.walk(&vm, GUEST_CODE).last().unwrap()), ACCESSED);
+    }
+}
+
+#[test]
+fn a_write_after_a_read_dirties_the_page() {
+    // The read leaves a TLB entry without write permission (the leaf is clean), so the
+    // write that follows in the same run walks again and sets the dirty flag.
+    let (mut vm, ept) = ept_vm(|a| {
+        a.mov(rax, qword_ptr(DATA)).unwrap();
+        a.mov(qword_ptr(DATA + 8), rax).unwrap();
+        a.vmcall().unwrap();
+    });
+    assert_eq!(vm.vmwrite(u64::from(f::EPT_POINTER), EPTP_AD), Outcome::Succeed);
+    // The guest's own PDE is already accessed and dirty, so only the EPT makes the write
+    // walk again.
+    let pde = 0x4000 + 8 * (DATA >> 21) + SHIFT;
+    let v = vm.m.mem.read::<8>(pde);
+    vm.m.mem.write::<8>(pde, v | 0x60);
+    vm.run(|a| a.vmlaunch().unwrap());
+    assert_eq!(exit_reason(&mut vm), u64::from(r::VMCALL));
+    assert_eq!(flags(&vm, ept.pte(&vm, DATA)), ACCESSED | DIRTY);
+}
+
+/// Splits guest-physical [0, 2 MiB) into 4-KiB EPT pages, `0x4000` (the guest's page
+/// directory) with permissions `pd_perms`, and marks the guest's own paging entries
+/// accessed so that its walks only read them.
+fn pd_mapped(vm: &mut Vm, pd_perms: u64) {
+    let mut ept = Ept { next: EPT_BASE + 0x80_000 };
+    let pd = vm.m.mem.read::<8>(vm.m.mem.read::<8>(EPT_BASE) & !0xFFF) & !0xFFF;
+    vm.m.mem.write::<8>(pd, 0);
+    for gpa in (0..2 * MIB).step_by(0x1000) {
+        let perms = if gpa == 0x4000 { pd_perms } else { RWX };
+        ept.map(vm, gpa, (gpa + SHIFT) | WB | perms, 1);
+    }
+    // PML4E, PDPTE and the PDEs of the guest's code and data (host-physical copies).
+    for e in [0x2000, 0x3000, 0x4000 + 8 * (GUEST_CODE >> 21), 0x4000 + 8 * (DATA >> 21)] {
+        let v = vm.m.mem.read::<8>(e + SHIFT);
+        vm.m.mem.write::<8>(e + SHIFT, v | 1 << 5);
+    }
+}
+
+#[test]
+fn guest_paging_structure_reads_are_writes_with_ad_flags() {
+    // The guest's page directory is read-only in the EPT. Without A/D flags its walks read
+    // it; with them the first walk is a write and an EPT violation.
+    let (mut vm, _) = ept_vm(|a| {
+        a.mov(rax, qword_ptr(DATA)).unwrap();
+        a.vmcall().unwrap();
+    });
+    pd_mapped(&mut vm, 1);
+    vm.run(|a| a.vmlaunch().unwrap());
+    assert_eq!(exit_reason(&mut vm), u64::from(r::VMCALL));
+
+    let (mut vm, _) = ept_vm(|a| a.vmcall().unwrap());
+    pd_mapped(&mut vm, 1);
+    assert_eq!(vm.vmwrite(u64::from(f::EPT_POINTER), EPTP_AD), Outcome::Succeed);
+    vm.run(|a| a.vmlaunch().unwrap());
+    assert_eq!(exit_reason(&mut vm), u64::from(r::EPT_VIOLATION));
+    // Read and write (SDM Table 27-7 note 1), readable only, linear address valid, not the
+    // final access.
+    assert_eq!(rd(&mut vm, f::EXIT_QUALIFICATION), 0x1 | 0x2 | 0x8 | 0x80);
+    assert_eq!(rd(&mut vm, f::GUEST_PHYSICAL_ADDRESS), 0x4000 + 8 * (GUEST_CODE >> 21));
+    assert_eq!(rd(&mut vm, f::GUEST_RIP), GUEST_CODE);
+}
+
+#[test]
+fn eptp_ad_bit_needs_the_capability() {
+    // A model whose IA32_VMX_EPT_VPID_CAP lacks bit 21 refuses EPTP bit 6 at VM entry.
+    let text = vmxsim::cpu_model::BUILTIN.iter().find(|(n, _)| *n == "haswell").unwrap().1;
+    let text = text.replace("value = 0x00000F0106334141", "value = 0x00000F0106134141");
+    assert!(text.contains("0x00000F0106134141"), "EPT_VPID_CAP value not found in the model file");
+    let path = std::env::temp_dir().join(format!("vmxsim-no-ad-{}.toml", std::process::id()));
+    std::fs::write(&path, &text).unwrap();
+    let (mut vm, _) = ept_vm_on(path.to_str().unwrap(), |a| a.vmcall().unwrap());
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(vm.m.read_msr(vmsr::IA32_VMX_EPT_VPID_CAP).unwrap() & cap::AD, 0);
+    assert_eq!(vm.vmwrite(u64::from(f::EPT_POINTER), EPTP_AD), Outcome::Succeed);
+    assert_eq!(vm.enter(true), Outcome::FailValid(7));
+    assert_eq!(vm.vmwrite(u64::from(f::EPT_POINTER), EPTP), Outcome::Succeed);
+    vm.run(|a| a.vmlaunch().unwrap());
+    assert_eq!(exit_reason(&mut vm), u64::from(r::VMCALL));
+}
+
+// ---- Page-modification logging (SDM 28.2.5) ------------------------------------------
+
+/// The PML buffer (host-physical).
+const PML_BUF: u64 = 44 * MIB;
+
+/// [`ept_vm_on`] broadwell-ep (which offers PML) with A/D flags and PML on, the index at
+/// `index`.
+fn pml_vm(index: u64, guest: impl FnOnce(&mut CodeAssembler)) -> (Vm, Ept) {
+    let (mut vm, ept) = ept_vm_on("broadwell-ep", guest);
+    assert_eq!(vm.vmwrite(u64::from(f::EPT_POINTER), EPTP_AD), Outcome::Succeed);
+    let p2c = p2::SECONDARY_EXEC_ENABLE_EPT | p2::SECONDARY_EXEC_ENABLE_PML;
+    assert_eq!(vm.vmwrite(u64::from(f::SECONDARY_VM_EXEC_CONTROL), u64::from(p2c)), Outcome::Succeed);
+    assert_eq!(vm.vmwrite(u64::from(f::PML_ADDRESS), PML_BUF), Outcome::Succeed);
+    assert_eq!(vm.vmwrite(u64::from(f::GUEST_PML_INDEX), index), Outcome::Succeed);
+    vm.m.mem.write_bytes(PML_BUF, &[0xEE; 4096]);
+    (vm, ept)
+}
+
+fn pml_slot(vm: &Vm, i: u64) -> u64 {
+    vm.m.mem.read::<8>(PML_BUF + 8 * i)
+}
+
+#[test]
+fn pml_logs_each_newly_dirty_page_once() {
+    let (mut vm, _) = pml_vm(511, |a| {
+        a.mov(qword_ptr(DATA + 0x10), rax).unwrap();
+        a.mov(qword_ptr(DATA + 0x18), rax).unwrap();
+        a.mov(rbx, qword_ptr(UNTOUCHED)).unwrap();
+        a.mov(qword_ptr(WR + 0xFF8), rbx).unwrap();
+        a.vmcall().unwrap();
+    });
+    vm.run(|a| a.vmlaunch().unwrap());
+    assert_eq!(exit_reason(&mut vm), u64::from(r::VMCALL));
+    // The first walk dirtied the page holding the guest's PML4 (0x2000); then DATA once and
+    // WR, 4-KiB aligned; the read of UNTOUCHED logs nothing.
+    assert_eq!([pml_slot(&vm, 511), pml_slot(&vm, 510), pml_slot(&vm, 509)], [0x2000, DATA, WR]);
+    assert_eq!(pml_slot(&vm, 508), 0xEEEE_EEEE_EEEE_EEEE);
+    assert_eq!(rd(&mut vm, f::GUEST_PML_INDEX), 508);
+}
+
+#[test]
+fn pml_full_exit_on_the_513th_log() {
+    // 512 slots: the guest's page tables take the first, then 512 stores to the 512 pages
+    // of [4 MiB, 6 MiB) fill 511 more; the last store finds the index at FFFFh.
+    let (mut vm, ept) = pml_vm(511, |a| {
+        a.mov(rbx, SMALL_LO).unwrap();
+        let mut top = a.create_label();
+        a.set_label(&mut top).unwrap();
+        a.mov(qword_ptr(rbx), rbx).unwrap();
+        a.add(rbx, 0x1000).unwrap();
+        a.cmp(rbx, (SMALL_HI) as i32).unwrap();
+        a.jb(top).unwrap();
+        a.vmcall().unwrap();
+    });
+    vm.run(|a| a.vmlaunch().unwrap());
+    let last = SMALL_HI - 0x1000;
+    // The guest's RBX (the harness's snippets reuse the register file).
+    let guest_rbx = vm.m.cpu.gpr[3];
+    assert_eq!(guest_rbx, last, "guest RBX at the exit");
+    assert_eq!(exit_reason(&mut vm), u64::from(r::PML_FULL));
+    assert_eq!(rd(&mut vm, f::EXIT_QUALIFICATION), 0);
+    assert_eq!(rd(&mut vm, f::GUEST_PML_INDEX), 0xFFFF, "the index is left as it was");
+    // The store did not happen and its page was neither accessed nor dirtied.
+    assert_eq!(rd(&mut vm, f::GUEST_RIP), GUEST_CODE + 10, "at the store");
+    assert_eq!(vm.m.mem.read::<8>(last + SHIFT), 0);
+    assert_eq!(flags(&vm, ept.pte(&vm, last)), 0);
+    assert_eq!(pml_slot(&vm, 511), 0x2000);
+    assert_eq!(pml_slot(&vm, 510), SMALL_LO);
+    assert_eq!(pml_slot(&vm, 0), last - 0x1000);
+    // The host empties the log; resuming completes the store and logs it.
+    assert_eq!(vm.vmwrite(u64::from(f::GUEST_PML_INDEX), 511), Outcome::Succeed);
+    vm.m.cpu.gpr[3] = guest_rbx;
+    vm.run(|a| a.vmresume().unwrap());
+    assert_eq!(exit_reason(&mut vm), u64::from(r::VMCALL));
+    assert_eq!(vm.m.mem.read::<8>(last + SHIFT), last);
+    assert_eq!(pml_slot(&vm, 511), last);
+    assert_eq!(rd(&mut vm, f::GUEST_PML_INDEX), 510);
+}
+
+#[test]
+fn pml_full_also_stops_an_accessed_flag_update() {
+    // Any A/D update needs a log slot (SDM 28.2.5): a read of a never-accessed page exits.
+    let (mut vm, ept) = pml_vm(511, |a| {
+        a.mov(rax, qword_ptr(DATA)).unwrap();
+        a.vmcall().unwrap();
+    });
+    // The guest's page tables and code are already accessed and dirty.
+    for gpa in [0x2000, GUEST_CODE] {
+        for e in ept.walk(&vm, gpa) {
+            let v = vm.m.mem.read::<8>(e);
+            vm.m.mem.write::<8>(e, v | ACCESSED | if gpa == 0x2000 { DIRTY } else { 0 });
+        }
+    }
+    assert_eq!(vm.vmwrite(u64::from(f::GUEST_PML_INDEX), 0xFFFF), Outcome::Succeed);
+    vm.run(|a| a.vmlaunch().unwrap());
+    assert_eq!(exit_reason(&mut vm), u64::from(r::PML_FULL));
+    assert_eq!(rd(&mut vm, f::GUEST_RIP), GUEST_CODE);
+    assert_eq!(flags(&vm, ept.pte(&vm, DATA)), 0);
+}
+
+#[test]
+fn pml_logs_nothing_without_ad_flags() {
+    let (mut vm, _) = pml_vm(511, |a| {
+        a.mov(qword_ptr(DATA), rax).unwrap();
+        a.vmcall().unwrap();
+    });
+    assert_eq!(vm.vmwrite(u64::from(f::EPT_POINTER), EPTP), Outcome::Succeed);
+    vm.run(|a| a.vmlaunch().unwrap());
+    assert_eq!(exit_reason(&mut vm), u64::from(r::VMCALL));
+    assert_eq!(rd(&mut vm, f::GUEST_PML_INDEX), 511);
+    assert_eq!(pml_slot(&vm, 511), 0xEEEE_EEEE_EEEE_EEEE);
+}
+
+#[test]
+fn pml_vm_entry_checks() {
+    for (p2c, addr, why) in [
+        (p2::SECONDARY_EXEC_ENABLE_PML, PML_BUF, "PML without EPT"),
+        (p2::SECONDARY_EXEC_ENABLE_EPT | p2::SECONDARY_EXEC_ENABLE_PML, PML_BUF + 8, "unaligned"),
+        (p2::SECONDARY_EXEC_ENABLE_EPT | p2::SECONDARY_EXEC_ENABLE_PML, 1 << 40, "beyond MAXPHYADDR"),
+    ] {
+        let (mut vm, _) = pml_vm(511, |a| a.vmcall().unwrap());
+        assert_eq!(vm.vmwrite(u64::from(f::SECONDARY_VM_EXEC_CONTROL), u64::from(p2c)), Outcome::Succeed);
+        assert_eq!(vm.vmwrite(u64::from(f::PML_ADDRESS), addr), Outcome::Succeed);
+        assert_eq!(vm.enter(true), Outcome::FailValid(7), "{why}");
+    }
+    // Not offered on haswell: the control is refused and the fields do not exist.
+    let (mut vm, _) = ept_vm(|a| a.vmcall().unwrap());
+    let p2c = p2::SECONDARY_EXEC_ENABLE_EPT | p2::SECONDARY_EXEC_ENABLE_PML;
+    assert_eq!(vm.vmwrite(u64::from(f::SECONDARY_VM_EXEC_CONTROL), u64::from(p2c)), Outcome::Succeed);
+    assert_eq!(vm.enter(true), Outcome::FailValid(7));
+    assert_eq!(vm.vmwrite(u64::from(f::GUEST_PML_INDEX), 511), Outcome::FailValid(12));
+}
+
+#[test]
+fn with_vpid_combined_mappings_are_tagged_by_the_ept_root() {
+    // Under VPID 1 the guest's translation of DATA survives the round trip while the EPTP
+    // stays; a new EPT PML4 (same lower tables) is another context and walks again.
+    for new_root in [false, true] {
+        let (mut vm, ept) = ept_vm(|a| {
+            a.mov(rax, qword_ptr(DATA)).unwrap();
+            a.vmcall().unwrap();
+            a.mov(rax, qword_ptr(DATA)).unwrap();
+            a.vmcall().unwrap();
+        });
+        let p2c = p2::SECONDARY_EXEC_ENABLE_EPT | p2::SECONDARY_EXEC_ENABLE_VPID;
+        assert_eq!(vm.vmwrite(u64::from(f::SECONDARY_VM_EXEC_CONTROL), u64::from(p2c)), Outcome::Succeed);
+        assert_eq!(vm.vmwrite(u64::from(f::VIRTUAL_PROCESSOR_ID), 1), Outcome::Succeed);
+        vm.m.mem.write::<8>(DATA + SHIFT, 0xAAAA);
+        vm.m.mem.write::<8>(0x70_0000, 0xBBBB);
+        vm.run(|a| a.vmlaunch().unwrap());
+        assert_eq!(vm.m.cpu.gpr[0], 0xAAAA);
+        assert_eq!(exit_reason(&mut vm), u64::from(r::VMCALL));
+        let pte = ept.pte(&vm, DATA);
+        vm.m.mem.write::<8>(pte, 0x70_0000 | WB | RWX);
+        if new_root {
+            let root = vm.m.mem.slice(EPT_BASE, 4096).unwrap().to_vec();
+            vm.m.mem.write_bytes(EPT_BASE + 0x7F_F000, &root);
+            assert_eq!(vm.vmwrite(u64::from(f::EPT_POINTER), EPTP + 0x7F_F000), Outcome::Succeed);
+        }
+        let rip = rd(&mut vm, f::GUEST_RIP) + rd(&mut vm, f::VM_EXIT_INSTRUCTION_LEN);
+        assert_eq!(vm.vmwrite(u64::from(f::GUEST_RIP), rip), Outcome::Succeed);
+        vm.run(|a| a.vmresume().unwrap());
+        assert_eq!(vm.m.cpu.gpr[0], if new_root { 0xBBBB } else { 0xAAAA }, "new root: {new_root}");
+        assert_eq!(exit_reason(&mut vm), u64::from(r::VMCALL));
+    }
 }
