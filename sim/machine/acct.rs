@@ -28,8 +28,6 @@
 //! level or deeper, and continues while it goes outward (L0 reflecting an L2 exit to L1).
 //! Exclusive time goes to the innermost open exit, or to "outside any exit" when none is open.
 
-use std::collections::{BTreeMap, HashMap};
-
 use super::images::{self, ImageMap};
 use super::{CostClass, Machine};
 
@@ -82,6 +80,9 @@ pub struct OpenExit {
     pub start: u64,
 }
 
+/// Number of [`Event`]s.
+const N_EVENTS: usize = 5;
+
 /// A VM entry whose guest has not run an instruction yet.
 #[derive(Clone, Debug)]
 struct PendingEntry {
@@ -90,11 +91,25 @@ struct PendingEntry {
     from: u32,
     /// Millicycle count when the entry completed (`None`: it has not, or it failed).
     done: Option<u64>,
-    /// Event costs waiting for the level.
-    parked: Vec<(Event, u64)>,
+    /// Event costs waiting for the level, by `Event as usize`.
+    parked: [u64; N_EVENTS],
 }
 
-/// Attribution counters (millicycles unless said otherwise).
+const EVENTS: [Event; N_EVENTS] =
+    [Event::VmExit, Event::VmEntry, Event::VmEntryChecks, Event::EptWalk, Event::Exception];
+
+/// Adds `d` (wrapping) to `key`'s value in a small table searched linearly: these tables
+/// have a handful of keys (reasons × levels) and are touched on every VM exit and entry,
+/// where hashing would cost more than the scan.
+fn bump<K: PartialEq>(t: &mut Vec<(K, u64)>, key: K, d: u64) {
+    match t.iter_mut().find(|(k, _)| *k == key) {
+        Some((_, v)) => *v = v.wrapping_add(d),
+        None => t.push((key, d)),
+    }
+}
+
+/// Attribution counters (millicycles unless said otherwise). The tables are small
+/// (key, value) lists in first-seen order.
 #[derive(Clone, Debug, Default)]
 pub struct Acct {
     /// Millicycle count when accounting started.
@@ -103,14 +118,13 @@ pub struct Acct {
     pub sym: Vec<u64>,
     /// Event rows: ((level, event), millicycles).
     pub events: Vec<((Level, Event), u64)>,
-    event_index: HashMap<(Level, Event), u32>,
     /// Exclusive time by (basic exit reason, level) of the innermost open exit; `(None,
     /// None)` for time outside every exit's handling.
-    pub exclusive: BTreeMap<(Option<u32>, Level), u64>,
+    pub exclusive: Vec<((Option<u32>, Level), u64)>,
     /// Inclusive time of ended exits by (basic reason, level).
-    pub inclusive: BTreeMap<(u32, Level), u64>,
+    pub inclusive: Vec<((u32, Level), u64)>,
     /// Number of VM exits by (level, basic reason).
-    pub exits: BTreeMap<(Level, u32), u64>,
+    pub exits: Vec<((Level, u32), u64)>,
     /// Open exits, outermost first.
     pub stack: Vec<OpenExit>,
     cur: u32,
@@ -118,7 +132,7 @@ pub struct Acct {
     ex_mark: u64,
     entry: Option<PendingEntry>,
     /// The level each VMCS's guest had when it last exited or was entered.
-    vmcs_level: HashMap<u64, Level>,
+    vmcs_level: Vec<(u64, Level)>,
 }
 
 impl Acct {
@@ -129,7 +143,7 @@ impl Acct {
     fn add(&mut self, row: u32, mc: u64) {
         if row == PENDING {
             match self.entry.as_mut() {
-                Some(p) => p.parked.push((Event::VmEntry, mc)),
+                Some(p) => p.parked[Event::VmEntry as usize] = p.parked[Event::VmEntry as usize].wrapping_add(mc),
                 None => self.add(images::UNOWNED, mc),
             }
         } else if row >= EVENT_BASE {
@@ -154,13 +168,21 @@ impl Acct {
     }
 
     fn event_row(&mut self, level: Level, e: Event) -> u32 {
-        if let Some(&r) = self.event_index.get(&(level, e)) {
-            return r;
+        let i = match self.events.iter().position(|(k, _)| *k == (level, e)) {
+            Some(i) => i,
+            None => {
+                self.events.push(((level, e), 0));
+                self.events.len() - 1
+            }
+        };
+        EVENT_BASE + i as u32
+    }
+
+    fn set_vmcs_level(&mut self, vmcs: u64, level: Level) {
+        match self.vmcs_level.iter_mut().find(|(v, _)| *v == vmcs) {
+            Some((_, l)) => *l = level,
+            None => self.vmcs_level.push((vmcs, level)),
         }
-        let r = EVENT_BASE + self.events.len() as u32;
-        self.events.push(((level, e), 0));
-        self.event_index.insert((level, e), r);
-        r
     }
 
     fn level_of(&self, row: u32, ids: &ImageMap) -> Level {
@@ -200,7 +222,7 @@ impl Acct {
     fn event(&mut self, e: Event, price: u64, now: u64, ids: &ImageMap) {
         self.flush(now);
         match self.entry.as_mut() {
-            Some(p) if self.cur == PENDING => p.parked.push((e, price)),
+            Some(p) if self.cur == PENDING => p.parked[e as usize] = p.parked[e as usize].wrapping_add(price),
             _ => {
                 let level = self.level_of(self.cur, ids);
                 let r = self.event_row(level, e);
@@ -213,8 +235,8 @@ impl Acct {
     fn exit(&mut self, reason: u32, vmcs: u64, price: u64, now: u64, ids: &ImageMap) {
         self.flush(now);
         let level = self.current_level(ids);
-        *self.exits.entry((level, reason)).or_insert(0) += 1;
-        self.vmcs_level.insert(vmcs, level);
+        bump(&mut self.exits, (level, reason), 1);
+        self.set_vmcs_level(vmcs, level);
         self.push(OpenExit { reason, level, vmcs, start: now });
         let r = self.event_row(level, Event::VmExit);
         self.add(r, price);
@@ -227,7 +249,7 @@ impl Acct {
         if self.cur == PENDING {
             self.resolve(None, ids);
         }
-        self.entry = Some(PendingEntry { vmcs, from: self.cur, done: None, parked: Vec::new() });
+        self.entry = Some(PendingEntry { vmcs, from: self.cur, done: None, parked: [0; N_EVENTS] });
         self.cur = PENDING;
     }
 
@@ -247,15 +269,17 @@ impl Acct {
             return self.level_of(self.cur, ids);
         };
         let level = match p.done {
-            Some(_) => seen.unwrap_or_else(|| self.vmcs_level.get(&p.vmcs).copied().flatten()),
+            Some(_) => seen.unwrap_or_else(|| self.vmcs_level.iter().find(|(v, _)| *v == p.vmcs).and_then(|(_, l)| *l)),
             None => self.level_of(p.from, ids),
         };
-        for (e, mc) in p.parked {
-            let r = self.event_row(level, e);
-            self.add(r, mc);
+        for (e, mc) in EVENTS.iter().zip(p.parked) {
+            if mc != 0 {
+                let r = self.event_row(level, *e);
+                self.add(r, mc);
+            }
         }
         if let Some(t) = p.done {
-            self.vmcs_level.insert(p.vmcs, level);
+            self.set_vmcs_level(p.vmcs, level);
             self.close(p.vmcs, level, t);
         }
         self.cur = self.event_row(level, Event::VmEntry);
@@ -268,8 +292,7 @@ impl Acct {
 
     fn exclusive_until(&mut self, t: u64) {
         let k = self.top_key();
-        let e = self.exclusive.entry(k).or_insert(0);
-        *e = e.wrapping_add(t.wrapping_sub(self.ex_mark));
+        bump(&mut self.exclusive, k, t.wrapping_sub(self.ex_mark));
         self.ex_mark = t;
     }
 
@@ -293,8 +316,7 @@ impl Acct {
         while self.stack.len() > keep {
             self.exclusive_until(t);
             if let Some(o) = self.stack.pop() {
-                let e = self.inclusive.entry((o.reason, o.level)).or_insert(0);
-                *e = e.wrapping_add(t.wrapping_sub(o.start));
+                bump(&mut self.inclusive, (o.reason, o.level), t.wrapping_sub(o.start));
             }
         }
     }
@@ -311,8 +333,7 @@ impl Acct {
         }
         a.exclusive_until(now);
         for o in &self.stack {
-            let e = a.inclusive.entry((o.reason, o.level)).or_insert(0);
-            *e = e.wrapping_add(now.wrapping_sub(o.start));
+            bump(&mut a.inclusive, (o.reason, o.level), now.wrapping_sub(o.start));
         }
         a
     }

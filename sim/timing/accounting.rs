@@ -147,9 +147,9 @@ impl Snapshot {
             mcycles: m.mcycles,
             instructions: m.stats.instructions,
             rows,
-            exits: a.exits.clone(),
-            exclusive: a.exclusive.clone(),
-            inclusive: a.inclusive.clone(),
+            exits: a.exits.iter().copied().collect(),
+            exclusive: a.exclusive.iter().copied().collect(),
+            inclusive: a.inclusive.iter().copied().collect(),
         }
     }
 
