@@ -378,21 +378,11 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, _guest_size: u64) -> R 
             (X2APIC_LVTT, v::LVTT),
         ];
         for &(msr, slot) in simple {
-            let mut no = a.create_label();
-            a.cmp(ecx, msr)?;
-            a.jne(no)?;
-            a.mov(rax, vc(slot))?;
-            a.jmp(done)?;
-            a.set_label(&mut no)?;
+            msr_case(a, msr, done, |a| a.mov(rax, vc(slot)))?;
         }
         // MSRs kept in the VMCS (vmx_get_msr).
         for &(msr, field) in VMCS_MSRS {
-            let mut no = a.create_label();
-            a.cmp(ecx, msr)?;
-            a.jne(no)?;
-            vmread(a, rax, field)?;
-            a.jmp(done)?;
-            a.set_label(&mut no)?;
+            msr_case(a, msr, done, |a| vmread(a, rax, field))?;
         }
         let mut not_vmx = a.create_label();
         a.cmp(ecx, vm::IA32_VMX_BASIC)?;
@@ -429,20 +419,10 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, _guest_size: u64) -> R 
         a.or(rax, rdx)?;
         let mut done = a.create_label();
         for &(msr, slot) in &[(m::IA32_DEBUGCTL, v::DEBUGCTL), (m::IA32_PAT, v::PAT), (X2APIC_LVTT, v::LVTT)] {
-            let mut no = a.create_label();
-            a.cmp(ecx, msr)?;
-            a.jne(no)?;
-            a.mov(vc(slot), rax)?;
-            a.jmp(done)?;
-            a.set_label(&mut no)?;
+            msr_case(a, msr, done, |a| a.mov(vc(slot), rax))?;
         }
         for &(msr, field) in VMCS_MSRS {
-            let mut no = a.create_label();
-            a.cmp(ecx, msr)?;
-            a.jne(no)?;
-            vmwrite(a, field, rax)?;
-            a.jmp(done)?;
-            a.set_label(&mut no)?;
+            msr_case(a, msr, done, |a| vmwrite(a, field, rax))?;
         }
         // IA32_APIC_BASE: switching to x2APIC mode turns on "virtualize x2APIC mode".
         let mut no = a.create_label();
@@ -503,4 +483,14 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, _guest_size: u64) -> R 
         a.jmp(fatal)
     })?;
     Ok(())
+}
+
+/// One arm of an MSR switch on ecx: `body` when it is `msr`, then to `done`.
+fn msr_case(a: &mut CodeAssembler, msr: u32, done: CodeLabel, body: impl FnOnce(&mut CodeAssembler) -> R) -> R {
+    let mut no = a.create_label();
+    a.cmp(ecx, msr)?;
+    a.jne(no)?;
+    body(a)?;
+    a.jmp(done)?;
+    a.set_label(&mut no)
 }

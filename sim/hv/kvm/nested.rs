@@ -340,10 +340,7 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         let addr = b.label("get_vmx_mem_address");
         let walk = b.label("kvm_mmu_gva_to_gpa");
         let a = &mut b.asm;
-        a.call(addr)?;
-        a.mov(rdi, rax)?;
-        a.call(walk)?;
-        a.mov(rcx, GUEST_BASE)?;
+        operand_in_guest_memory(a, addr, walk)?;
         a.mov(rax, qword_ptr(rcx + rax))?;
         a.ret()
     })?;
@@ -373,11 +370,7 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         let release = b.label("nested_release_vmcs12");
         let succeed = b.label("nested_vmx_succeed");
         let a = &mut b.asm;
-        let mut ok = a.create_label();
-        a.call(check)?;
-        a.jnz(ok)?;
-        a.ret()?;
-        a.set_label(&mut ok)?;
+        permission_check(a, check)?;
         a.call(release)?;
         a.mov(qword_ptr(L::VCPU + v::N_VMXON), 0)?;
         a.jmp(succeed)
@@ -412,11 +405,7 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         let succeed = b.label("nested_vmx_succeed");
         let fail = b.label("nested_vmx_failValid");
         let a = &mut b.asm;
-        let mut ok = a.create_label();
-        a.call(check)?;
-        a.jnz(ok)?;
-        a.ret()?;
-        a.set_label(&mut ok)?;
+        permission_check(a, check)?;
         a.call(getptr)?;
         a.mov(edi, 2u32)?; // VMCLEAR with invalid physical address
         a.test(eax, 0xFFF)?;
@@ -444,11 +433,7 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         let succeed = b.label("nested_vmx_succeed");
         let fail = b.label("nested_vmx_failValid");
         let a = &mut b.asm;
-        let mut ok = a.create_label();
-        a.call(check)?;
-        a.jnz(ok)?;
-        a.ret()?;
-        a.set_label(&mut ok)?;
+        permission_check(a, check)?;
         a.call(getptr)?;
         a.mov(edi, 9u32)?;
         a.test(eax, 0xFFF)?;
@@ -493,15 +478,8 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         let walk = b.label("kvm_mmu_gva_to_gpa");
         let succeed = b.label("nested_vmx_succeed");
         let a = &mut b.asm;
-        let mut ok = a.create_label();
-        a.call(check)?;
-        a.jnz(ok)?;
-        a.ret()?;
-        a.set_label(&mut ok)?;
-        a.call(addr)?;
-        a.mov(rdi, rax)?;
-        a.call(walk)?;
-        a.mov(rcx, GUEST_BASE)?;
+        permission_check(a, check)?;
+        operand_in_guest_memory(a, addr, walk)?;
         a.mov(rdx, vc(v::N_CURRENT_PTR))?;
         a.mov(qword_ptr(rcx + rax), rdx)?;
         a.jmp(succeed)
@@ -519,11 +497,7 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         let fail = b.label("nested_vmx_failValid");
         let invalid = b.label("nested_vmx_failInvalid");
         let a = &mut b.asm;
-        let mut ok = a.create_label();
-        a.call(check)?;
-        a.jnz(ok)?;
-        a.ret()?;
-        a.set_label(&mut ok)?;
+        permission_check(a, check)?;
         vmread(a, r12, f::EXIT_QUALIFICATION)?;
         vmread(a, r13, f::VMX_INSTRUCTION_INFO)?;
         a.cmp(qword_ptr(L::VCPU + v::N_CURRENT_PTR), -1)?;
@@ -545,10 +519,7 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         a.jmp(succeed)?;
         a.set_label(&mut mem)?;
         a.mov(r12, rax)?;
-        a.call(addr)?;
-        a.mov(rdi, rax)?;
-        a.call(walk)?;
-        a.mov(rcx, GUEST_BASE)?;
+        operand_in_guest_memory(a, addr, walk)?;
         a.mov(qword_ptr(rcx + rax), r12)?;
         a.jmp(succeed)
     })?;
@@ -565,11 +536,7 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         let fail = b.label("nested_vmx_failValid");
         let invalid = b.label("nested_vmx_failInvalid");
         let a = &mut b.asm;
-        let mut ok = a.create_label();
-        a.call(check)?;
-        a.jnz(ok)?;
-        a.ret()?;
-        a.set_label(&mut ok)?;
+        permission_check(a, check)?;
         vmread(a, r12, f::EXIT_QUALIFICATION)?;
         vmread(a, r13, f::VMX_INSTRUCTION_INFO)?;
         a.cmp(qword_ptr(L::VCPU + v::N_CURRENT_PTR), -1)?;
@@ -585,10 +552,7 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         a.mov(r12, rax)?;
         a.jmp(have)?;
         a.set_label(&mut mem)?;
-        a.call(addr)?;
-        a.mov(rdi, rax)?;
-        a.call(walk)?;
-        a.mov(rcx, GUEST_BASE)?;
+        operand_in_guest_memory(a, addr, walk)?;
         a.mov(r12, qword_ptr(rcx + rax))?;
         a.set_label(&mut have)?;
         a.mov(ecx, r13d)?;
@@ -623,11 +587,7 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         let check = b.label("nested_vmx_check_permission");
         let succeed = b.label("nested_vmx_succeed");
         let a = &mut b.asm;
-        let mut ok = a.create_label();
-        a.call(check)?;
-        a.jnz(ok)?;
-        a.ret()?;
-        a.set_label(&mut ok)?;
+        permission_check(a, check)?;
         // Every shadow EPT is rebuilt from scratch on its next use.
         for i in 0..EPT02_ROOTS {
             a.mov(qword_ptr(L::VCPU + N_EPT02_TAGS + 8 * i), -1)?;
@@ -638,11 +598,7 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         let check = b.label("nested_vmx_check_permission");
         let succeed = b.label("nested_vmx_succeed");
         let a = &mut b.asm;
-        let mut ok = a.create_label();
-        a.call(check)?;
-        a.jnz(ok)?;
-        a.ret()?;
-        a.set_label(&mut ok)?;
+        permission_check(a, check)?;
         a.jmp(succeed)
     })?;
 
@@ -1644,4 +1600,23 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
 fn copy_host(a: &mut CodeAssembler, host: u32, guest: u32) -> R {
     a.mov(rax, qword_ptr(rbx + off12(host)))?;
     vmwrite(a, guest, rax)
+}
+
+/// The call site of `nested_vmx_check_permission`: outside VMX operation the handler
+/// returns (with the #UD queued for the guest).
+fn permission_check(a: &mut CodeAssembler, check: CodeLabel) -> R {
+    let mut ok = a.create_label();
+    a.call(check)?;
+    a.jnz(ok)?;
+    a.ret()?;
+    a.set_label(&mut ok)
+}
+
+/// The memory operand of the exiting VMX instruction (`get_vmx_mem_address`) translated by
+/// a walk of the guest's page tables: rax = its guest-physical address, rcx = GUEST_BASE.
+fn operand_in_guest_memory(a: &mut CodeAssembler, addr: CodeLabel, walk: CodeLabel) -> R {
+    a.call(addr)?;
+    a.mov(rdi, rax)?;
+    a.call(walk)?;
+    a.mov(rcx, GUEST_BASE)
 }
