@@ -306,7 +306,7 @@ fn nested_exits_are_inside_the_outer_exit() {
     // Warm up, then measure between two snapshots taken wherever the budget stops.
     vm.m.run(vm.m.stats.instructions + 3_001);
     let a = Accounting::snapshot(&vm.m).expect("on");
-    vm.m.run(vm.m.stats.instructions + 41007);
+    vm.m.run(vm.m.stats.instructions + 40_007);
     let b = Accounting::snapshot(&vm.m).expect("on");
     let r = Accounting::delta(&a, &b);
     assert_eq!(r.cycles, b.mcycles / 1000 - a.mcycles / 1000);
