@@ -476,6 +476,27 @@ fn priced_rounds(rounds: usize, class: CostClass, price: u32) -> u64 {
 }
 
 #[test]
+fn each_completed_vmfunc_is_charged_its_class() {
+    let big = 1_000_000u32;
+    for rounds in [1, 3] {
+        let extra = priced_rounds(rounds, CostClass::Vmfunc, big) - priced_rounds(rounds, CostClass::Vmfunc, 0);
+        assert_eq!(extra, 2 * rounds as u64 * u64::from(big), "{rounds} round trips");
+    }
+    // A VMFUNC that exits did not complete: it is withdrawn and the exit charged instead.
+    let exiting = |price: u32| {
+        let mut vm = vmfunc_vm(|a| vmfunc(a, 0, 512));
+        let mut p = Prices::unit();
+        p.0[CostClass::Vmfunc as usize] = price;
+        vm.m.set_prices(p);
+        let before = vm.m.mcycles;
+        vm.run(|a| a.vmlaunch().unwrap());
+        assert_eq!(exit_reason(&mut vm), u64::from(r::VMFUNC));
+        vm.m.mcycles - before
+    };
+    assert_eq!(exiting(big), exiting(0));
+}
+
+#[test]
 fn switching_back_finds_the_cached_translations() {
     // The TLB keeps each EPT root's combined translations: after the first round trip,
     // further switches walk nothing (EPT walks are charged on TLB misses only).
