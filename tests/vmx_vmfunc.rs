@@ -113,7 +113,8 @@ fn vmfunc(a: &mut CodeAssembler, func: u32, index: u32) {
     a.vmfunc().unwrap();
 }
 
-/// A model file with `from` replaced by `to` (which must occur), written to a temporary path.
+/// The haswell model with each `(from, to)` edit applied (each `from` must occur), written to
+/// a temporary path.
 fn patched_model(tag: &str, edits: &[(&str, &str)]) -> std::path::PathBuf {
     let mut text = vmxsim::cpu_model::BUILTIN.iter().find(|(n, _)| *n == "haswell").unwrap().1.to_string();
     for (from, to) in edits {
@@ -407,18 +408,18 @@ fn lock_vmfunc_is_ud() {
 
 #[test]
 fn vm_entry_checks_on_vm_functions() {
-    let cases: [(&str, &dyn Fn(&mut Vm)); 5] = [
-        ("VM function 1 (not in IA32_VMX_VMFUNC)", &|vm: &mut Vm| wr(vm, f::VM_FUNCTION_CONTROL, 0b11)),
-        ("VM function 63", &|vm: &mut Vm| wr(vm, f::VM_FUNCTION_CONTROL, 1 << 63)),
-        ("EPTP switching without EPT", &|vm: &mut Vm| {
-            wr(vm, f::SECONDARY_VM_EXEC_CONTROL, u64::from(VMFUNC_CTL));
-        }),
-        ("EPTP list not 4-KiB aligned", &|vm: &mut Vm| wr(vm, f::EPTP_LIST_ADDRESS, LIST + 8)),
-        ("EPTP list beyond MAXPHYADDR", &|vm: &mut Vm| wr(vm, f::EPTP_LIST_ADDRESS, 1 << 40)),
-    ];
-    for (why, setup) in cases {
+    let both = p2::SECONDARY_EXEC_ENABLE_EPT | VMFUNC_CTL;
+    for (why, funcs, p2c, list) in [
+        ("VM function 1 (not in IA32_VMX_VMFUNC)", 0b11, both, LIST),
+        ("VM function 63", 1 << 63, both, LIST),
+        ("EPTP switching without EPT", 1, VMFUNC_CTL, LIST),
+        ("EPTP list not 4-KiB aligned", 1, both, LIST + 8),
+        ("EPTP list beyond MAXPHYADDR", 1, both, 1 << 40),
+    ] {
         let mut vm = vmfunc_vm(|a| a.vmcall().unwrap());
-        setup(&mut vm);
+        wr(&mut vm, f::SECONDARY_VM_EXEC_CONTROL, u64::from(p2c));
+        wr(&mut vm, f::VM_FUNCTION_CONTROL, funcs);
+        wr(&mut vm, f::EPTP_LIST_ADDRESS, list);
         assert_eq!(vm.enter(true), Outcome::FailValid(7), "{why}");
     }
     // What passes: no function enabled (with or without EPT), and an unused list address
