@@ -70,6 +70,10 @@ pub struct DInsn {
     pub aux: u32,
     /// Ends the block: control transfers and instructions that can change mode or mapping.
     pub term: bool,
+    /// May leave the block (a conditional branch, or a VMREAD/VMWRITE that can VM-exit):
+    /// the block goes on past it unless the handler moved RIP or left the context
+    /// (`Machine::left_block`), so a not-taken branch costs no block lookup.
+    pub side: bool,
     /// Cost class and its price in millicycles (from `Machine::prices` at decode time).
     pub class: super::cost::CostClass,
     pub cost: u32,
@@ -415,6 +419,7 @@ pub fn build(ins: &Instruction, bitness: u32) -> DInsn {
         imm,
         aux: 0,
         term: false,
+        side: false,
         class: super::cost::CostClass::Other,
         cost: 0,
         sym: 0,

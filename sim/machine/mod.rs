@@ -192,6 +192,8 @@ pub struct Machine {
     /// Millicycle at which the run loop must look at timers and pending interrupts (see
     /// [`Machine::update_events`]); 0 while an interrupt or a VMX event window is pending.
     pub(crate) event_at: u64,
+    /// Set by a VM exit: an instruction that may leave its block (`DInsn::side`) did.
+    pub(crate) left_block: bool,
 }
 
 /// Unimplemented instructions at one RIP, each within `STORM_GAP` instructions of the last,
@@ -226,6 +228,7 @@ impl Machine {
             disk: None,
             apic,
             event_at: u64::MAX,
+            left_block: false,
         }
     }
 
@@ -358,6 +361,7 @@ impl Machine {
         // RIP is kept in a register and stored only before instructions that read or write it
         // (the block-ending ones: branches, faults' delivery, mode changes) and at the end.
         let mut rip = self.cpu.rip;
+        self.left_block = false;
         for d in blk.insns.iter() {
             let start = rip;
             rip = start.wrapping_add(u64::from(d.len)) & mask;
@@ -368,9 +372,10 @@ impl Machine {
             cost += u64::from(d.cost);
             // Profiling retires each instruction before it runs, so its price lands in its
             // own row.
-            let early = d.term || PROFILE;
+            let exits = d.term || d.side;
+            let early = exits || PROFILE;
             if early {
-                if d.term {
+                if exits {
                     self.cpu.rip = rip;
                 }
                 self.retire(n, cost);
@@ -390,6 +395,13 @@ impl Machine {
             }
             if d.term {
                 // The last instruction of its block; it may have changed RIP.
+                rip = self.cpu.rip;
+                break;
+            }
+            if d.side && (self.cpu.rip != rip || self.left_block || self.mcycles >= self.event_at) {
+                // A taken branch or a VM exit leaves the block; a due event is looked at
+                // now, as it would be at the end of a block that ended here.
+                self.left_block = false;
                 rip = self.cpu.rip;
                 break;
             }

@@ -236,7 +236,8 @@ impl Machine {
 /// Chooses the handler for a decoded instruction and whether it ends its block.
 pub fn select(d: &mut DInsn, bitness: u32) {
     let ins = d.ins;
-    d.term = ins.flow_control() != FlowControl::Next;
+    d.term = !matches!(ins.flow_control(), FlowControl::Next | FlowControl::ConditionalBranch);
+    d.side = ins.flow_control() == FlowControl::ConditionalBranch;
     let h: super::decode::Handler = match ins.mnemonic() {
         M::Add => alu::pick::<{ alu::ADD }>(d),
         M::Or => alu::pick::<{ alu::OR }>(d),
@@ -554,6 +555,15 @@ pub fn select(d: &mut DInsn, bitness: u32) {
         || is_vmx_exiting(&ins)
     {
         d.term = true;
+    }
+    // VMREAD and VMWRITE exit only in non-root operation when the shadow VMCS does not serve
+    // them: a hypervisor's long runs of them stay in one block.
+    if matches!(ins.mnemonic(), M::Vmread | M::Vmwrite) {
+        d.term = false;
+        d.side = true;
+    }
+    if d.term {
+        d.side = false;
     }
 }
 
