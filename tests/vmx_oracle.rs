@@ -92,6 +92,7 @@ const IMAGES: &[Image] = &[
     Image { name: "vmx_io_msr", known_diffs: &[] },
     Image { name: "vmx_cr_exc", known_diffs: &[] },
     Image { name: "vmx_timer_shadow", known_diffs: &[] },
+    Image { name: "vmx_vmfunc", known_diffs: &[] },
 ];
 
 /// Defined (as 1) when assembling an image for Bochs.
@@ -234,7 +235,7 @@ macro_rules! image_tests {
     };
 }
 
-image_tests!(vmx_on, vmx_ptr, vmx_fields, vmx_entry, vmx_guest, vmx_io_msr, vmx_cr_exc, vmx_timer_shadow);
+image_tests!(vmx_on, vmx_ptr, vmx_fields, vmx_entry, vmx_guest, vmx_io_msr, vmx_cr_exc, vmx_timer_shadow, vmx_vmfunc);
 
 #[test]
 fn every_image_has_a_test_and_a_golden_file() {

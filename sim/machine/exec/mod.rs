@@ -459,7 +459,8 @@ pub fn select(d: &mut DInsn, bitness: u32) {
         M::Vmwrite => super::vmx::instr::vmwrite,
         M::Vmlaunch | M::Vmresume => super::vmx::instr::vmlaunch,
         M::Vmcall => super::vmx::instr::vmcall,
-        M::Invept | M::Vmfunc => super::vmx::instr::invept,
+        M::Invept => super::vmx::instr::invept,
+        M::Vmfunc => super::vmx::vmfunc::vmfunc,
         M::Invvpid => super::vmx::vpid::invvpid,
         // Instructions that read the cycle count end their block so the count is exact.
         M::Rdtsc => {

@@ -14,7 +14,7 @@ use crate::arch::msr::{self, efer};
 use crate::arch::vmcs_fields::field as f;
 use crate::arch::vmx_ctrl::{
     activity, entry as en, exit as ex, exit_qual, interruptibility as ib, intr_info as it, msr as vmsr, pin,
-    proc1 as p1, proc2 as p2, vmx_basic, vmx_misc,
+    proc1 as p1, proc2 as p2, vmfunc, vmx_basic, vmx_misc,
 };
 use crate::arch::x86::{cr0, cr4, rflags};
 
@@ -175,6 +175,15 @@ impl Machine {
         }
         if p2c & p2::SECONDARY_EXEC_UNRESTRICTED_GUEST != 0 {
             ok(p2c & p2::SECONDARY_EXEC_ENABLE_EPT != 0)?;
+        }
+        if p2c & p2::SECONDARY_EXEC_ENABLE_VMFUNC != 0 {
+            // Only functions IA32_VMX_VMFUNC allows; EPTP switching needs EPT and a page-
+            // aligned EPTP list within the physical-address width.
+            let funcs = g(f::VM_FUNCTION_CONTROL);
+            ok(funcs & !self.vmx.caps.msr(vmsr::IA32_VMX_VMFUNC) == 0)?;
+            if funcs & vmfunc::VMX_VMFUNC_EPTP_SWITCHING != 0 {
+                ok(p2c & p2::SECONDARY_EXEC_ENABLE_EPT != 0 && page_ok(g(f::EPTP_LIST_ADDRESS)))?;
+            }
         }
         self.check_apic_controls()?;
         // VM-exit controls.
