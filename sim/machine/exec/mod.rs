@@ -216,6 +216,7 @@ impl Machine {
     }
 
     /// Reads `size` bytes at stack offset `off` from the stack pointer without popping.
+    #[inline(always)]
     pub(crate) fn peek(&mut self, size: u8, off: u64) -> Result<u64, Fault> {
         let sp = self.cpu.gpr[super::cpu::RSP].wrapping_add(off) & self.sp_mask();
         let lin = self.lin_addr(super::cpu::SS, sp, size, false)?;

@@ -105,6 +105,11 @@ pub struct Vmcs {
     /// Passed the VM-entry consistency checks and not written by VMWRITE since: like
     /// VMCS-caching processors (Westmere and later), the next entry skips the checks.
     pub checked: bool,
+    /// The simulator's own memo (it changes no outcome and no price): the full checks passed
+    /// and no field they read has changed value since, except GUEST_RIP and GUEST_RFLAGS,
+    /// so an entry that must check again (`checked` false) need only re-run the checks on
+    /// those and on the link pointer (`entry.rs`, `check_guest_volatile`).
+    pub valid: bool,
 }
 
 /// VMCSes kept in the cache before the least recently loaded is written back.
@@ -460,6 +465,7 @@ impl Vmx {
     pub(crate) fn set_checked(&mut self) {
         if let Some(v) = self.cur_mut() {
             v.checked = true;
+            v.valid = true;
         }
     }
 
@@ -468,7 +474,11 @@ impl Vmx {
     pub fn set(&mut self, enc: u32, val: u64) {
         let mask = vmcs_fields::width_mask(vmcs_fields::width_of(enc));
         if let Some(v) = self.cur_mut() {
-            v.vals[fi(enc)] = val & mask;
+            let i = fi(enc);
+            if v.vals[i] != val & mask && entry::is_check_input(i) {
+                v.valid = false;
+            }
+            v.vals[i] = val & mask;
         }
     }
 
@@ -553,7 +563,7 @@ impl Machine {
             };
         }
         let launched = self.mem.read::<1>(addr + LAUNCH_OFFSET) & 1 != 0;
-        self.vmx.cache.push(Vmcs { addr, vals, launched, shadow: rev >> 31 != 0, checked: false });
+        self.vmx.cache.push(Vmcs { addr, vals, launched, shadow: rev >> 31 != 0, checked: false, valid: false });
         self.vmx.cache.len() - 1
     }
 
@@ -593,8 +603,12 @@ impl Machine {
         } else {
             val & vmcs_fields::width_mask(vmcs_fields::width_of(full))
         };
-        self.vmx.cache[slot].vals[i] = new;
-        self.vmx.cache[slot].checked = false;
+        let v = &mut self.vmx.cache[slot];
+        if v.vals[i] != new && entry::is_check_input(i) {
+            v.valid = false;
+        }
+        v.vals[i] = new;
+        v.checked = false;
     }
 
     pub(crate) fn vmcs_slot(&self, addr: u64) -> Option<usize> {
