@@ -285,7 +285,8 @@ impl Machine {
         for d in insns.iter_mut() {
             d.new_row = d.sym != prev;
             prev = d.sym;
-            d.flow = u8::from(d.term) * FLOW_TERM | u8::from(d.side) * FLOW_SIDE | u8::from(d.new_row) * FLOW_NEW_ROW;
+            d.flow =
+                (u8::from(d.term) * FLOW_TERM) | (u8::from(d.side) * FLOW_SIDE) | (u8::from(d.new_row) * FLOW_NEW_ROW);
         }
         let blk = Rc::new(Block { rip: self.cpu.rip, insns });
         if cacheable {
