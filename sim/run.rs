@@ -107,18 +107,37 @@ pub enum RunError {
 /// Runs `scenario`.
 ///
 /// The stack runs twice from the same start: once with the scenario's measured iterations
-/// and once with none (same warm-up, same set-up, same fixed-width report). Everything the
+/// and once with none, on a second thread (same warm-up, same set-up, same fixed-width
+/// report; the machines share nothing). Everything the
 /// report says per iteration (ancillary exits) is the difference of the two runs divided by
 /// the iteration count, so set-up, warm-up and reporting cancel exactly; `exits`,
 /// `total_cycles` and `profile` describe the full run.
 pub fn run_scenario(scenario: &Scenario, opts: &RunOptions) -> Result<RunReport, RunError> {
     let started = std::time::Instant::now();
-    let model = Rc::new(CpuModel::load(&scenario.cpu)?);
     let prices =
         if scenario.cost_model == "unit" { None } else { Some(CostModel::load(&scenario.cost_model)?.prices()) };
-    let full = run_once(scenario, &model, prices.as_ref(), scenario.iterations)?;
-    let wall_seconds = started.elapsed().as_secs_f64();
-    let base = if scenario.iterations > 0 { Some(run_once(scenario, &model, prices.as_ref(), 0)?) } else { None };
+    // The zero-iteration twin runs on another thread meanwhile (each run has its own machine).
+    let (full, base) = std::thread::scope(|s| {
+        let twin = (scenario.iterations > 0).then(|| {
+            s.spawn(|| -> Result<_, RunError> {
+                let model = Rc::new(CpuModel::load(&scenario.cpu)?);
+                run_once(scenario, &model, prices.as_ref(), 0)
+            })
+        });
+        let full = (|| -> Result<_, RunError> {
+            let model = Rc::new(CpuModel::load(&scenario.cpu)?);
+            let full = run_once(scenario, &model, prices.as_ref(), scenario.iterations)?;
+            Ok((full, started.elapsed().as_secs_f64()))
+        })();
+        let base = match twin {
+            Some(h) => {
+                Some(h.join().map_err(|_| RunError::Failed("vmxsim bug: the zero-iteration run panicked".into()))?)
+            }
+            None => None,
+        };
+        Ok::<_, RunError>((full?, base.transpose()?))
+    })?;
+    let (full, wall_seconds) = full;
 
     let exits: Vec<ExitCount> = full
         .report
