@@ -38,6 +38,28 @@ fn store_into_the_running_block_takes_effect() {
 }
 
 #[test]
+fn an_instruction_across_a_page_boundary_is_cached_and_sees_stores_to_either_page() {
+    // 0x10000: mov ecx, 3; xor eax, eax; jmp 0x10FFD
+    // 0x10FFD: add eax, imm32        (05 01 00 00 00: the imm's bytes 2-3 are on 0x11000)
+    // 0x11002: add byte [rip-9], 1   (the imm's byte 2, on the second page: imm += 0x10000)
+    // 0x11009: dec ecx; jnz 0x10FFD; hlt
+    let mut code = vec![0u8; 0x1012];
+    code[..7].copy_from_slice(&[0xB9, 0x03, 0x00, 0x00, 0x00, 0x31, 0xC0]);
+    code[7] = 0xE9;
+    code[8..12].copy_from_slice(&(0xFFDi32 - 12).to_le_bytes());
+    code[0xFFD..0x1002].copy_from_slice(&[0x05, 0x01, 0x00, 0x00, 0x00]);
+    code[0x1002..0x1009].copy_from_slice(&[0x80, 0x05, 0xF7, 0xFF, 0xFF, 0xFF, 0x01]);
+    code[0x1009..0x100B].copy_from_slice(&[0xFF, 0xC9]);
+    code[0x100B..0x1011].copy_from_slice(&[0x0F, 0x85, 0xEC, 0xFF, 0xFF, 0xFF]);
+    code[0x1011] = 0xF4;
+    let mut m = machine64(&code);
+    let stop = m.run(1000);
+    assert_eq!(stop, StopReason::Halted, "{stop:?}");
+    // 1 + 0x10001 + 0x20001: each pass runs the immediate the previous one stored.
+    assert_eq!(m.cpu.gpr[0] as u32, 0x30003);
+}
+
+#[test]
 fn rewriting_code_between_runs_of_a_block_is_seen() {
     // A loop that rewrites its own body's immediate on each pass: add eax, imm8 where the
     // immediate is incremented by the loop (inc byte [rip+...]).

@@ -102,6 +102,9 @@ pub struct Block {
     /// The linear RIP the block was decoded at.
     pub rip: u64,
     pub insns: Vec<DInsn>,
+    /// For a block whose only instruction crosses a page: the linear and physical address
+    /// of the second page (the block is valid while the one still maps to the other).
+    pub cross: Option<(u64, u64)>,
 }
 
 #[derive(Default)]
@@ -196,11 +199,18 @@ impl Machine {
     #[inline(never)]
     fn fetch_block_slow(&mut self, lin: u64, pa: u64, bitness: u32) -> Result<Rc<Block>, Fault> {
         let k = key(pa, bitness);
-        let b = match self.blocks.map.get(&k) {
-            Some(b) if b.rip == self.cpu.rip => Rc::clone(b),
-            _ => self.decode_block(lin, pa, bitness)?,
+        let cached = match self.blocks.map.get(&k) {
+            Some(b) if b.rip == self.cpu.rip => Some(Rc::clone(b)),
+            _ => None,
         };
-        if self.blocks.map.get(&k).is_some_and(|c| Rc::ptr_eq(c, &b)) {
+        // A block whose one instruction crosses into the next page is good while that page
+        // still translates to the same physical page.
+        let cached = cached.filter(|b| b.cross.is_none_or(|(l2, p2)| self.translate(l2, Access::Exec) == Ok(p2)));
+        let b = match cached {
+            Some(b) => b,
+            None => self.decode_block(lin, pa, bitness)?,
+        };
+        if b.cross.is_none() && self.blocks.map.get(&k).is_some_and(|c| Rc::ptr_eq(c, &b)) {
             self.blocks.fast[fast_index(k)] = Some((k, Rc::clone(&b)));
         }
         Ok(b)
@@ -229,6 +239,7 @@ impl Machine {
         let mut returns: Vec<u64> = Vec::new();
         let mut ins = Instruction::default();
         let mut cacheable = true;
+        let mut cross = None;
         while dec.can_decode() && insns.len() < MAX_BLOCK {
             let pos = dec.position();
             let ip = dec.ip();
@@ -249,8 +260,20 @@ impl Machine {
                     }
                     let mut d2 = Decoder::with_ip(bitness, &buf, ip, DecoderOptions::NONE);
                     d2.decode_out(&mut ins);
-                    cacheable = false;
-                    insns.push(self.priced(build(&ins, bitness), ipa, mask));
+                    let d = self.priced(build(&ins, bitness), ipa, mask);
+                    // Cached with both pages' bytes tracked and the second page's mapping
+                    // checked at each fetch (`fetch_block_slow`).
+                    let first = (0x1000 - pos) as u64;
+                    let lin2 = (lin | 0xFFF).wrapping_add(1);
+                    match self.translate(lin2, Access::Exec) {
+                        Ok(pa2) if u64::from(d.len) > first => {
+                            spans.push((ipa, first));
+                            spans.push((pa2, u64::from(d.len) - first));
+                            cross = Some((lin2, pa2));
+                        }
+                        _ => cacheable = false,
+                    }
+                    insns.push(d);
                     break;
                 }
                 insns.push(self.priced(build(&ins, bitness), ipa, mask));
@@ -288,7 +311,7 @@ impl Machine {
             d.flow =
                 (u8::from(d.term) * FLOW_TERM) | (u8::from(d.side) * FLOW_SIDE) | (u8::from(d.new_row) * FLOW_NEW_ROW);
         }
-        let blk = Rc::new(Block { rip: self.cpu.rip, insns });
+        let blk = Rc::new(Block { rip: self.cpu.rip, insns, cross });
         if cacheable {
             let k = key(pa, bitness);
             for (a, len) in spans {
@@ -296,6 +319,9 @@ impl Machine {
             }
             self.blocks.map.insert(k, Rc::clone(&blk));
             self.blocks.by_page.entry(pa >> 12).or_default().push(k);
+            if let Some((_, pa2)) = cross {
+                self.blocks.by_page.entry(pa2 >> 12).or_default().push(k);
+            }
         }
         Ok(blk)
     }
