@@ -38,6 +38,40 @@ fn store_into_the_running_block_takes_effect() {
 }
 
 #[test]
+fn rep_stos_and_movs_match_the_element_loop_across_pages_and_overlaps() {
+    // mov rdi, 0x20F08; mov ecx, 0x300; mov rax, imm64; rep stosq      (0x20F08..0x22708)
+    // mov rsi, 0x21000; mov rdi, 0x21003; mov ecx, 0x1800; rep movsb   (overlapping, forward)
+    // hlt
+    let mut code = vec![0x48, 0xBF];
+    code.extend_from_slice(&0x20F08u64.to_le_bytes());
+    code.extend_from_slice(&[0xB9, 0x00, 0x03, 0x00, 0x00, 0x48, 0xB8]);
+    code.extend_from_slice(&0x1122_3344_5566_7788u64.to_le_bytes());
+    code.extend_from_slice(&[0xF3, 0x48, 0xAB, 0x48, 0xBE]);
+    code.extend_from_slice(&0x21000u64.to_le_bytes());
+    code.extend_from_slice(&[0x48, 0xBF]);
+    code.extend_from_slice(&0x21003u64.to_le_bytes());
+    code.extend_from_slice(&[0xB9, 0x00, 0x18, 0x00, 0x00, 0xF3, 0xA4, 0xF4]);
+    let mut m = machine64(&code);
+    let stop = m.run(1000);
+    assert_eq!(stop, StopReason::Halted, "{stop:?}");
+    // The same, one element at a time.
+    let mut want = vec![0u8; 0x4000];
+    let base = 0x20000usize;
+    for i in 0..0x300 {
+        let a = 0x20F08 + 8 * i - base;
+        want[a..a + 8].copy_from_slice(&0x1122_3344_5566_7788u64.to_le_bytes());
+    }
+    for i in 0..0x1800 {
+        want[0x1003 + i] = want[0x1000 + i];
+    }
+    let got = m.mem.slice(base as u64, 0x4000).expect("in RAM");
+    assert!(got == &want[..], "memory differs from the element-by-element result");
+    assert_eq!(m.cpu.gpr[7], 0x21003 + 0x1800, "RDI");
+    assert_eq!(m.cpu.gpr[6], 0x21000 + 0x1800, "RSI");
+    assert_eq!(m.cpu.gpr[1], 0, "RCX");
+}
+
+#[test]
 fn an_instruction_across_a_page_boundary_is_cached_and_sees_stores_to_either_page() {
     // 0x10000: mov ecx, 3; xor eax, eax; jmp 0x10FFD
     // 0x10FFD: add eax, imm32        (05 01 00 00 00: the imm's bytes 2-3 are on 0x11000)
