@@ -8,7 +8,8 @@
 //!
 //! Design. The run loop's event check (`interrupt.rs`) hands non-root instruction
 //! boundaries to [`Machine::vmx_take_event`], which applies the SDM's priorities: the
-//! preemption timer (checked before), then an interrupt-window exit or the delivery of a
+//! preemption timer (checked before), NMI-window exits and NMIs (`nmi.rs`), then an
+//! interrupt-window exit or the delivery of a
 //! recognized virtual interrupt (the same priority; recognition needs the window control
 //! clear), then an external interrupt (a VM exit when "external-interrupt exiting" is 1,
 //! else delivered through the guest's IDT). A pending virtual interrupt is recognized only
