@@ -285,9 +285,8 @@ fn capabilities_offer_what_is_implemented() {
         let vm = Vm::new(model);
         let p1 = vm.m.read_msr(vmsr::IA32_VMX_PROCBASED_CTLS).unwrap() >> 32;
         // NMI-window exiting and virtual NMIs come with the NMI model (tests/vmx_nmi.rs).
-        let want = u64::from(
-            p1::CPU_BASED_INTR_WINDOW_EXITING | p1::CPU_BASED_TPR_SHADOW | p1::CPU_BASED_NMI_WINDOW_EXITING,
-        );
+        let want =
+            u64::from(p1::CPU_BASED_INTR_WINDOW_EXITING | p1::CPU_BASED_TPR_SHADOW | p1::CPU_BASED_NMI_WINDOW_EXITING);
         assert_eq!(p1 & want, want, "{model}");
         let pin = vm.m.read_msr(vmsr::IA32_VMX_PINBASED_CTLS).unwrap() >> 32;
         assert_eq!(pin & u64::from(pin::PIN_BASED_POSTED_INTR), 0, "{model}: no posted interrupts");
