@@ -323,10 +323,78 @@ fn nested_exits_are_inside_the_outer_exit() {
     // CPUID exits' inclusive time is their own exclusive time plus all of the nested ones'.
     let inner = cpuid_ex + vmread_ex + resume_ex;
     assert!(cpuid_in.abs_diff(inner) <= 3, "inclusive {cpuid_in} vs {inner}");
-    assert!(vmread_in.abs_diff(vmread_ex) <= 1 && resume_in.abs_diff(resume_ex) <= 1);
+    assert!(
+        vmread_in.abs_diff(vmread_ex) <= 1 && resume_in.abs_diff(resume_ex) <= 1,
+        "{vmread_in} {vmread_ex} {resume_in} {resume_ex}"
+    );
     assert!(cpuid_ex > 0 && vmread_ex > 0 && resume_ex > 0);
     // Outside any exit: only L2 runs (its loop), so "[none]" is L2's code and nothing else.
     let (none, _) = by_exit(&r, None, "[none]");
     let l2_code: u64 = r.by_symbol.iter().filter(|x| x.symbol == "l2_main").map(|x| x.cycles).sum();
     assert!(none.abs_diff(l2_code) <= 2, "[none] {none} vs l2_main {l2_code}");
+}
+
+/// The invariants of a delta of the nested run taken after warm-up (only steady-state
+/// exits): every partition sums to the total, no exit's inclusive time is below its
+/// exclusive time, L1's VMREAD and VMRESUME exits (nothing nested inside) have inclusive ==
+/// exclusive, L2's CPUID exits contain exactly the L1 exits, and outside every exit only
+/// L2's code runs. Tolerances are the rounding of millicycles to cycles.
+fn check_steady_delta(r: &Report, what: &str) {
+    assert_eq!(r.by_exit.iter().map(|x| x.cycles_exclusive).sum::<u64>(), r.cycles, "{what}: by exit {r:?}");
+    assert_eq!(r.by_symbol.iter().map(|x| x.cycles).sum::<u64>(), r.cycles, "{what}: by symbol {r:?}");
+    assert_eq!(r.by_level.iter().map(|x| x.cycles).sum::<u64>(), r.cycles, "{what}: by level {r:?}");
+    for x in r.by_exit.iter().filter(|x| x.reason != "[none]") {
+        assert!(x.cycles_inclusive + 1 >= x.cycles_exclusive, "{what}: inclusive < exclusive: {x:?}");
+    }
+    let (cpuid_ex, cpuid_in) = by_exit(r, Some(2), "CPUID");
+    let (vmread_ex, vmread_in) = by_exit(r, Some(1), "VMREAD");
+    let (resume_ex, resume_in) = by_exit(r, Some(1), "VMRESUME");
+    assert!(vmread_in.abs_diff(vmread_ex) <= 1, "{what}: VMREAD inclusive {vmread_in} exclusive {vmread_ex}");
+    assert!(resume_in.abs_diff(resume_ex) <= 1, "{what}: VMRESUME inclusive {resume_in} exclusive {resume_ex}");
+    let inner = cpuid_ex + vmread_ex + resume_ex;
+    assert!(cpuid_in.abs_diff(inner) <= 3, "{what}: CPUID inclusive {cpuid_in} vs nested exclusive {inner}");
+    let (none, _) = by_exit(r, None, "[none]");
+    let l2_code: u64 = r.by_symbol.iter().filter(|x| x.symbol == "l2_main").map(|x| x.cycles).sum();
+    assert!(none.abs_diff(l2_code) <= 2, "{what}: [none] {none} vs l2_main {l2_code}");
+    assert_eq!(exits(r, 1, "VMLAUNCH"), 0, "{what}");
+}
+
+#[test]
+fn snapshots_are_exact_at_every_stop_point() {
+    // Snapshots must be exact wherever a run stops: inside an exit's handling, right after
+    // a nested exit, with a VM entry whose guest has not run an instruction yet (pending:
+    // the entry into L1's handler after L0 reflects a CPUID, the entries back into L1
+    // after its VMREADs, the entry into L2 that ends a CPUID's handling). Step one decoded
+    // block at a time across several L2 CPUID round trips and check every delta from a
+    // fixed snapshot and between consecutive stops.
+    let mut vm = nested(prices(100_000), 1000, true);
+    vm.m.run(vm.m.stats.instructions + 3_001);
+    let a = Accounting::snapshot(&vm.m).expect("on");
+    let first = a.instructions + 40_000;
+    vm.m.run(first);
+    let mut prev = Accounting::snapshot(&vm.m).expect("on");
+    let handler = l1().addr("l1_handler").expect("l1_handler");
+    // After the CPUID (`xor eax, eax` and `cpuid`, two bytes each): where L0 resumes L2.
+    let l2_resumed = l2().addr("l2_main").expect("l2_main") + 4;
+    let (mut stops, mut cpuids, mut at_handler, mut in_l1, mut into_l2) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    while vm.m.stats.instructions < first + 600 {
+        assert_eq!(vm.m.run(vm.m.stats.instructions + 1), StopReason::Budget);
+        let s = Accounting::snapshot(&vm.m).expect("on");
+        let at = format!("stop at +{} (rip {:#x})", s.instructions - a.instructions, vm.m.cpu.rip);
+        check_steady_delta(&Accounting::delta(&a, &s), &format!("{at}, since the warm-up"));
+        let step = Accounting::delta(&prev, &s);
+        check_steady_delta(&step, &format!("{at}, since the previous stop"));
+        cpuids += exits(&step, 2, "CPUID");
+        stops += 1;
+        // A stop in L1's code is right after an entry into L1 (its blocks run on until a
+        // VMREAD or VMRESUME exits): the entry is pending. So is one at `l2_resumed`.
+        in_l1 += u64::from(vm.m.cpu.rip & !0xFFF == L1_BASE);
+        at_handler += u64::from(vm.m.cpu.rip == handler);
+        into_l2 += u64::from(vm.m.cpu.rip == l2_resumed);
+        prev = s;
+    }
+    assert!(cpuids >= 5, "{cpuids} CPUID round trips in {stops} stops");
+    assert!(at_handler >= 5, "{at_handler} stops with the entry into L1's handler pending");
+    assert!(in_l1 >= 3 * cpuids, "{in_l1} stops with an entry into L1 pending");
+    assert!(into_l2 + 1 >= cpuids, "{into_l2} stops with the entry into L2 pending");
 }

@@ -10,6 +10,12 @@ use vmxsim::arch::vmcs_fields::field as f;
 
 /// Builds a valid guest, applies `breakage`, launches, and returns (exit reason, qualification).
 fn launch_with(breakage: &[(u32, u64)]) -> (u64, u64) {
+    resume_with(&[], breakage)
+}
+
+/// Builds a valid guest, applies `first`, launches, then (when `breakage` is not empty)
+/// applies `breakage` and resumes: returns the last (exit reason, qualification).
+fn resume_with(first: &[(u32, u64)], breakage: &[(u32, u64)]) -> (u64, u64) {
     let mut vm = Vm::new("broadwell");
     assert_eq!(vm.vmxon(VMXON_REGION), Outcome::Succeed);
     assert_eq!(vm.vmclear(VMCS[0]), Outcome::Succeed);
@@ -20,10 +26,19 @@ fn launch_with(breakage: &[(u32, u64)]) -> (u64, u64) {
     });
     vm.place(HOST_CODE, |a| a.hlt().unwrap());
     vm.setup_vmcs(GUEST_CODE, HOST_CODE);
-    for &(enc, v) in breakage {
+    let (launch_with, resume_with) = if first.is_empty() { (breakage, &[][..]) } else { (first, breakage) };
+    for &(enc, v) in launch_with {
         assert_eq!(vm.vmwrite(u64::from(enc), v), Outcome::Succeed, "VMWRITE {enc:#x}");
     }
     vm.run(|a| a.vmlaunch().unwrap());
+    if !resume_with.is_empty() {
+        let (_, reason) = vm.vmread(u64::from(f::VM_EXIT_REASON));
+        assert_eq!(reason, 10, "the first entry must succeed");
+        for &(enc, v) in resume_with {
+            assert_eq!(vm.vmwrite(u64::from(enc), v), Outcome::Succeed, "VMWRITE {enc:#x}");
+        }
+        vm.run(|a| a.vmresume().unwrap());
+    }
     let (_, reason) = vm.vmread(u64::from(f::VM_EXIT_REASON));
     let (_, qual) = vm.vmread(u64::from(f::EXIT_QUALIFICATION));
     (reason, qual)
@@ -38,6 +53,44 @@ fn the_valid_guest_enters() {
 
 #[test]
 fn each_broken_rule_fails_the_entry() {
+    check_rules(|b| launch_with(b));
+}
+
+/// After an entry that passed the checks, breaking one rule by VMWRITE must fail the next
+/// VMRESUME: the simulator's memo of the passed checks (`Vmcs::valid`) must not hide it.
+#[test]
+fn each_broken_rule_fails_a_later_resume() {
+    // A harmless write first, so the second entry is not the unwritten-VMCS fast path either.
+    check_rules(|b| resume_with(&[(f::TSC_OFFSET, 0)], b));
+}
+
+/// Fields the entry checks do not read (vmx/entry.rs NOT_CHECK_INPUTS, other than RIP and
+/// RFLAGS, which are checked): any value leaves a valid guest valid.
+#[test]
+fn fields_outside_the_checks_do_not_fail_the_entry() {
+    let fields = [
+        f::GUEST_RSP,
+        f::VMX_PREEMPTION_TIMER_VALUE,
+        f::TSC_OFFSET,
+        f::CR0_GUEST_HOST_MASK,
+        f::CR4_GUEST_HOST_MASK,
+        f::CR0_READ_SHADOW,
+        f::CR4_READ_SHADOW,
+        f::EXCEPTION_BITMAP,
+        f::PAGE_FAULT_ERROR_CODE_MASK,
+        f::PAGE_FAULT_ERROR_CODE_MATCH,
+        f::CR3_TARGET_VALUE0,
+        f::CR3_TARGET_VALUE3,
+    ];
+    for enc in fields {
+        for v in [u64::MAX, 0x8000_0000_0000_0000, 0x1234_5678_9ABC_DEF1] {
+            assert_eq!(launch_with(&[(enc, v)]).0, 10, "field {enc:#x} = {v:#x}");
+            assert_eq!(resume_with(&[(f::TSC_OFFSET, 1)], &[(enc, v)]).0, 10, "field {enc:#x} = {v:#x}");
+        }
+    }
+}
+
+fn check_rules(run: impl Fn(&[(u32, u64)]) -> (u64, u64)) {
     let cases: &[(&str, &[(u32, u64)])] = &[
         ("CR0.PE cleared (fixed-1 bit)", &[(f::GUEST_CR0, 0x8001_0030)]),
         ("CR0.PG without PE", &[(f::GUEST_CR0, 0x8001_0020)]),
@@ -75,7 +128,7 @@ fn each_broken_rule_fails_the_entry() {
     let failures: Vec<String> = cases
         .iter()
         .filter_map(|(what, breakage)| {
-            let (reason, qual) = launch_with(breakage);
+            let (reason, qual) = run(breakage);
             (reason != INVALID_GUEST_STATE || qual != 0).then(|| format!("{what}: exit {reason:#x} qual {qual}"))
         })
         .collect();

@@ -325,6 +325,10 @@ impl Acct {
     /// entry settled (at the level its VMCS's guest had last), and open exits counted up to
     /// `now` in both the exclusive and the inclusive tables (so the difference of two
     /// settled states is exactly what happened between them).
+    ///
+    /// Settling a completed entry closes the exits it resumes (their inclusive time up to
+    /// the entry is counted then, as the run will count it), so only the exits still open
+    /// after that are counted up to `now`: the copy's stack, not this one's.
     pub fn settled(&self, now: u64, ids: &ImageMap) -> Acct {
         let mut a = self.clone();
         a.flush(now);
@@ -332,7 +336,7 @@ impl Acct {
             a.resolve(None, ids);
         }
         a.exclusive_until(now);
-        for o in &self.stack {
+        for o in &a.stack {
             bump(&mut a.inclusive, (o.reason, o.level), now.wrapping_sub(o.start));
         }
         a

@@ -127,6 +127,9 @@ classes! {
     Vmxon = "vmxon",
     Invept = "invept",
     Invvpid = "invvpid",
+    /// VMFUNC in non-root operation that does not exit (EPTP switching: the EPTP-list read,
+    /// the EPTP checks and the switch of EPT root).
+    Vmfunc = "vmfunc",
     /// One level of an EPT walk on a TLB miss.
     EptWalkLevel = "ept_walk_level",
 }
@@ -358,6 +361,7 @@ pub fn classify(d: &DInsn) -> CostClass {
         M::Vmclear => C::Vmclear,
         M::Invept => C::Invept,
         M::Invvpid => C::Invvpid,
+        M::Vmfunc => C::Vmfunc,
         _ => match ins.flow_control() {
             FlowControl::ConditionalBranch => C::BranchNotTaken,
             FlowControl::UnconditionalBranch | FlowControl::IndirectBranch => {
@@ -428,6 +432,7 @@ mod tests {
         assert_eq!(class_of(&[0xE6, 0xE9]), CostClass::PortIo);
         assert_eq!(class_of(&[0x48, 0xCF]), CostClass::FarTransfer); // iretq
         assert_eq!(class_of(&[0x0F, 0x78, 0xC0]), CostClass::Vmread);
+        assert_eq!(class_of(&[0x0F, 0x01, 0xD4]), CostClass::Vmfunc);
     }
 
     #[test]

@@ -55,6 +55,11 @@ pub struct MemRef {
 
 pub const NO_REG: u8 = 0xFF;
 
+/// `DInsn::flow` bits.
+pub const FLOW_TERM: u8 = 1;
+pub const FLOW_SIDE: u8 = 2;
+pub const FLOW_NEW_ROW: u8 = 4;
+
 /// A decoded instruction.
 #[derive(Clone, Debug)]
 pub struct DInsn {
@@ -70,6 +75,20 @@ pub struct DInsn {
     pub aux: u32,
     /// Ends the block: control transfers and instructions that can change mode or mapping.
     pub term: bool,
+    /// May leave the block (a conditional branch, or a VMREAD/VMWRITE that can VM-exit):
+    /// the block goes on past it unless the handler moved RIP or left the context
+    /// (`Machine::left_block`), so a not-taken branch costs no block lookup.
+    pub side: bool,
+    /// The RIP of the next instruction of the block: the fall-through, or for a JMP, CALL
+    /// or RET the block follows (`decode_block`), its target. A `side` instruction that
+    /// leaves RIP elsewhere ends the block.
+    pub next: u64,
+    /// Its profile row differs from the previous instruction's in the block (or it is the
+    /// first): the profiled loop switches rows only here.
+    pub new_row: bool,
+    /// `term`, `side` and `new_row` as bits ([`FLOW_TERM`], [`FLOW_SIDE`], [`FLOW_NEW_ROW`]),
+    /// so the block loop tells the common instruction (none of them) with one test.
+    pub flow: u8,
     /// Cost class and its price in millicycles (from `Machine::prices` at decode time).
     pub class: super::cost::CostClass,
     pub cost: u32,
@@ -83,12 +102,7 @@ pub struct Block {
     /// The linear RIP the block was decoded at.
     pub rip: u64,
     pub insns: Vec<DInsn>,
-    /// The profile row shared by every instruction of the block, or `MIXED_ROWS`.
-    pub sym: u32,
 }
-
-/// `Block::sym` of a block whose instructions belong to different profile rows.
-pub const MIXED_ROWS: u32 = u32::MAX;
 
 #[derive(Default)]
 pub(crate) struct FxHasher(u64);
@@ -196,18 +210,30 @@ impl Machine {
     #[inline(never)]
     fn decode_block(&mut self, lin: u64, pa: u64, bitness: u32) -> Result<Rc<Block>, Fault> {
         self.stats.blocks_decoded += 1;
-        let page_left = (0x1000 - (pa & 0xFFF)) as usize;
-        let bytes: Vec<u8> = match self.mem.slice(pa, page_left) {
+        let off = (pa & 0xFFF) as usize;
+        let page = pa & !0xFFF;
+        let bytes: Vec<u8> = match self.mem.slice(page, 0x1000) {
             Some(b) => b.to_vec(),
-            None => vec![0xFF; page_left.min(16)],
+            None => vec![0xFF; 0x1000],
         };
-        let mut dec = Decoder::with_ip(bitness, &bytes, self.cpu.rip, DecoderOptions::NONE);
-        let mut insns = Vec::new();
+        let mask = self.cpu.ip_mask();
+        // RIP of the first byte of the page (this block's code page).
+        let page_rip = self.cpu.rip.wrapping_sub(off as u64) & mask;
+        let mut dec = Decoder::with_ip(bitness, &bytes, page_rip, DecoderOptions::NONE);
+        dec.set_position(off).expect("offset within the page");
+        dec.set_ip(self.cpu.rip);
+        let mut insns: Vec<DInsn> = Vec::new();
+        // (physical address, length) of each instruction, for code tracking.
+        let mut spans: Vec<(u64, u64)> = Vec::new();
+        // Return addresses of the calls followed into their callee (see `follow`).
+        let mut returns: Vec<u64> = Vec::new();
         let mut ins = Instruction::default();
         let mut cacheable = true;
         while dec.can_decode() && insns.len() < MAX_BLOCK {
             let pos = dec.position();
+            let ip = dec.ip();
             dec.decode_out(&mut ins);
+            let ipa = page + pos as u64;
             if ins.is_invalid() {
                 if dec.last_error() == iced_x86::DecoderError::NoMoreBytes {
                     // The instruction crosses into the next page: fetch it through paging.
@@ -221,32 +247,53 @@ impl Machine {
                         buf.push(self.mem.read_u8(pa2));
                         i += 1;
                     }
-                    let mut d2 = Decoder::with_ip(bitness, &buf, self.cpu.rip, DecoderOptions::NONE);
+                    let mut d2 = Decoder::with_ip(bitness, &buf, ip, DecoderOptions::NONE);
                     d2.decode_out(&mut ins);
                     cacheable = false;
-                    insns.push(self.priced(build(&ins, bitness), pa));
+                    insns.push(self.priced(build(&ins, bitness), ipa, mask));
                     break;
                 }
-                insns.push(self.priced(build(&ins, bitness), pa + pos as u64));
+                insns.push(self.priced(build(&ins, bitness), ipa, mask));
                 break;
             }
-            let d = self.priced(build(&ins, bitness), pa + pos as u64);
+            let mut d = self.priced(build(&ins, bitness), ipa, mask);
+            spans.push((ipa, u64::from(d.len)));
+            let followed = if bitness == 64 && insns.len() + 1 < MAX_BLOCK {
+                follow(&ins, &mut returns).filter(|t| t.wrapping_sub(page_rip) < 0x1000)
+            } else {
+                None
+            };
             let term = d.term;
+            if let Some(t) = followed {
+                // A direct JMP/CALL (or a RET to a call earlier in this block) whose target
+                // is on this page: the block goes on at the target.
+                d.term = false;
+                d.side = true;
+                d.next = t;
+                dec.set_position((t - page_rip) as usize).expect("target within the page");
+                dec.set_ip(t);
+            }
             insns.push(d);
-            if term {
+            if term && followed.is_none() {
                 break;
             }
         }
         if insns.is_empty() {
-            insns.push(self.priced(build(&Instruction::default(), bitness), pa));
+            insns.push(self.priced(build(&Instruction::default(), bitness), pa, mask));
         }
-        let first = insns[0].sym;
-        let sym = if insns.iter().all(|d| d.sym == first) { first } else { MIXED_ROWS };
-        let blk = Rc::new(Block { rip: self.cpu.rip, insns, sym });
+        let mut prev = u32::MAX;
+        for d in insns.iter_mut() {
+            d.new_row = d.sym != prev;
+            prev = d.sym;
+            d.flow =
+                (u8::from(d.term) * FLOW_TERM) | (u8::from(d.side) * FLOW_SIDE) | (u8::from(d.new_row) * FLOW_NEW_ROW);
+        }
+        let blk = Rc::new(Block { rip: self.cpu.rip, insns });
         if cacheable {
             let k = key(pa, bitness);
-            let len: u64 = blk.insns.iter().map(|d| u64::from(d.len)).sum();
-            self.mem.mark_code(pa, len);
+            for (a, len) in spans {
+                self.mem.mark_code(a, len);
+            }
             self.blocks.map.insert(k, Rc::clone(&blk));
             self.blocks.by_page.entry(pa >> 12).or_default().push(k);
         }
@@ -254,10 +301,26 @@ impl Machine {
     }
 }
 
+/// The target a block may follow `ins` to: a near direct JMP or CALL (whose return address
+/// is remembered), or a near RET that returns to a call followed earlier in the block.
+fn follow(ins: &Instruction, returns: &mut Vec<u64>) -> Option<u64> {
+    use iced_x86::{Code, FlowControl};
+    match ins.flow_control() {
+        FlowControl::UnconditionalBranch if ins.op0_kind() == OpKind::NearBranch64 => Some(ins.near_branch64()),
+        FlowControl::Call if ins.op0_kind() == OpKind::NearBranch64 => {
+            returns.push(ins.next_ip());
+            Some(ins.near_branch64())
+        }
+        FlowControl::Return if matches!(ins.code(), Code::Retnq | Code::Retnq_imm16) => returns.pop(),
+        _ => None,
+    }
+}
+
 impl Machine {
-    /// Fills in the price and profile row of a freshly built instruction at `pa`.
-    fn priced(&self, mut d: DInsn, pa: u64) -> DInsn {
+    /// Fills in the price, profile row and next RIP of a freshly built instruction at `pa`.
+    fn priced(&self, mut d: DInsn, pa: u64, mask: u64) -> DInsn {
         d.cost = self.prices.of(d.class);
+        d.next = d.ins.ip().wrapping_add(u64::from(d.len)) & mask;
         if self.acct.is_some() {
             d.sym = self.images.lookup(pa);
         }
@@ -415,6 +478,10 @@ pub fn build(ins: &Instruction, bitness: u32) -> DInsn {
         imm,
         aux: 0,
         term: false,
+        side: false,
+        next: 0,
+        new_row: true,
+        flow: 0,
         class: super::cost::CostClass::Other,
         cost: 0,
         sym: 0,

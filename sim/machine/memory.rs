@@ -115,6 +115,34 @@ impl PhysMem {
         self.ram.get(pa as usize..(pa as usize).checked_add(len)?)
     }
 
+    /// Fills `[pa, pa+len)` (in RAM) with repetitions of `pattern`, honouring code tracking
+    /// (REP STOS).
+    pub fn fill(&mut self, pa: u64, pattern: &[u8], len: usize) {
+        let p = pa as usize;
+        let dst = &mut self.ram[p..p + len];
+        if pattern.iter().all(|b| *b == pattern[0]) {
+            dst.fill(pattern[0]);
+        } else {
+            // `len` is a whole number of elements.
+            for chunk in dst.chunks_exact_mut(pattern.len()) {
+                chunk.copy_from_slice(pattern);
+            }
+        }
+        if len != 0 {
+            self.check_code_write(p, len);
+        }
+    }
+
+    /// Copies `len` bytes between non-overlapping ranges in RAM, honouring code tracking
+    /// (REP MOVS).
+    pub fn copy_within(&mut self, src: u64, dst: u64, len: usize) {
+        let (s, d) = (src as usize, dst as usize);
+        self.ram.copy_within(s..s + len, d);
+        if len != 0 {
+            self.check_code_write(d, len);
+        }
+    }
+
     /// Copies bytes into RAM (loaders, DMA-like firmware services), honouring code tracking.
     pub fn write_bytes(&mut self, pa: u64, bytes: &[u8]) -> bool {
         if !self.in_ram(pa, bytes.len() as u64) {

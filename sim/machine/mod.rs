@@ -192,6 +192,8 @@ pub struct Machine {
     /// Millicycle at which the run loop must look at timers and pending interrupts (see
     /// [`Machine::update_events`]); 0 while an interrupt or a VMX event window is pending.
     pub(crate) event_at: u64,
+    /// Set by a VM exit: an instruction that may leave its block (`DInsn::side`) did.
+    pub(crate) left_block: bool,
 }
 
 /// Unimplemented instructions at one RIP, each within `STORM_GAP` instructions of the last,
@@ -226,6 +228,7 @@ impl Machine {
             disk: None,
             apic,
             event_at: u64::MAX,
+            left_block: false,
         }
     }
 
@@ -312,23 +315,10 @@ impl Machine {
         }
     }
 
-    /// Runs a block with profiling on: a block whose instructions share one profile row
-    /// (the common case) switches to that row once and runs the plain loop; others switch
-    /// per instruction.
-    #[inline(never)]
-    fn run_block_profiled(&mut self, blk: &decode::Block) -> bool {
-        if blk.sym == decode::MIXED_ROWS {
-            return false;
-        }
-        self.acct_row(blk.sym);
-        self.exec_block::<false>(blk);
-        true
-    }
-
-    /// The block loop. With `PROFILE` each instruction's cost, including what its handler
-    /// added (taken branches, string iterations, exception delivery), goes to its symbol
-    /// row (`acct.rs`: time since the last switch belongs to the current row); without it
-    /// the loop only sums precomputed prices.
+    /// The block loop. With `PROFILE` the time of each run of instructions that share a
+    /// profile row goes to that row (`acct.rs`: time since the last switch belongs to the
+    /// current row), including what their handlers added (taken branches, string
+    /// iterations, exception delivery); without it the loop only sums precomputed prices.
     #[inline(always)]
     fn run_block_impl<const PROFILE: bool>(&mut self) {
         let blk = match self.fetch_block() {
@@ -341,57 +331,69 @@ impl Machine {
                 return;
             }
         };
-        if PROFILE && self.run_block_profiled(&blk) {
-            return;
-        }
-        self.exec_block::<PROFILE>(&blk);
-    }
-
-    #[inline(always)]
-    fn exec_block<const PROFILE: bool>(&mut self, blk: &decode::Block) {
         let mask = self.cpu.ip_mask();
-        // Instructions and their prices retired in this block, added to the counters before
-        // any instruction that ends the block (so RDTSC, which ends its block, sees every
-        // earlier one).
+        // Instructions and their prices not yet added to the counters. They are added
+        // before any instruction that may leave the block (so RDTSC, a VM exit or a due
+        // event sees every earlier one) and, when profiling, before a row switch.
         let mut n = 0u64;
         let mut cost = 0u64;
         // RIP is kept in a register and stored only before instructions that read or write it
         // (the block-ending ones: branches, faults' delivery, mode changes) and at the end.
         let mut rip = self.cpu.rip;
+        self.left_block = false;
         for d in blk.insns.iter() {
             let start = rip;
-            rip = start.wrapping_add(u64::from(d.len)) & mask;
-            if PROFILE {
-                self.acct_row(d.sym);
-            }
+            rip = d.next;
             n += 1;
             cost += u64::from(d.cost);
-            // Profiling retires each instruction before it runs, so its price lands in its
-            // own row.
-            let early = d.term || PROFILE;
-            if early {
-                if d.term {
-                    self.cpu.rip = rip;
-                }
-                self.retire(n, cost);
-                n = 0;
-                cost = 0;
-            }
-            if let Err(f) = (d.h)(self, d) {
-                // Faults report the faulting instruction, which did not complete.
-                self.cpu.rip = start;
-                if early {
-                    self.retire_undo(1, u64::from(d.cost));
-                } else {
+            if d.flow == 0 {
+                // The common case: an instruction that stays in the block.
+                if let Err(f) = (d.h)(self, d) {
+                    self.cpu.rip = start;
                     self.retire(n - 1, cost - u64::from(d.cost));
+                    self.raise(f);
+                    return;
                 }
-                self.raise(f);
-                return;
-            }
-            if d.term {
-                // The last instruction of its block; it may have changed RIP.
-                rip = self.cpu.rip;
-                break;
+            } else {
+                if PROFILE && d.flow & decode::FLOW_NEW_ROW != 0 {
+                    self.retire(n - 1, cost - u64::from(d.cost));
+                    n = 1;
+                    cost = u64::from(d.cost);
+                    self.acct_row(d.sym);
+                }
+                let exits = d.flow & (decode::FLOW_TERM | decode::FLOW_SIDE) != 0;
+                if exits {
+                    // Handlers see RIP at the next instruction in memory.
+                    self.cpu.rip = start.wrapping_add(u64::from(d.len)) & mask;
+                    self.retire(n, cost);
+                    n = 0;
+                    cost = 0;
+                }
+                if let Err(f) = (d.h)(self, d) {
+                    // Faults report the faulting instruction, which did not complete.
+                    self.cpu.rip = start;
+                    if exits {
+                        self.retire_undo(1, u64::from(d.cost));
+                    } else {
+                        self.retire(n - 1, cost - u64::from(d.cost));
+                    }
+                    self.raise(f);
+                    return;
+                }
+                if d.flow & decode::FLOW_TERM != 0 {
+                    // The last instruction of its block; it may have changed RIP.
+                    rip = self.cpu.rip;
+                    break;
+                }
+                if d.flow & decode::FLOW_SIDE != 0
+                    && (self.cpu.rip != rip || self.left_block || self.mcycles >= self.event_at)
+                {
+                    // A branch the block did not follow, or a VM exit, leaves the block; a
+                    // due event is looked at now, as at the end of a block that ended here.
+                    self.left_block = false;
+                    rip = self.cpu.rip;
+                    break;
+                }
             }
             if !self.mem.dirty_code.is_empty() {
                 break;

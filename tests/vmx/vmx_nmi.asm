@@ -1,4 +1,4 @@
-; vmx_nmi.asm - the VMX controls for NMIs (cases 151-159): "virtual NMIs"
+; vmx_nmi.asm - the VMX controls for NMIs (cases 173-181): "virtual NMIs"
 ;   without "NMI exiting" and "NMI-window exiting" without "virtual NMIs"
 ;   (VMfailValid 7), NMI-window exits (reason 8) before the first guest
 ;   instruction, after one instruction under blocking by MOV SS, none under
@@ -15,7 +15,7 @@
 %include "inc/modes.inc"
 %include "inc/vmxdefs.inc"
 %include "inc/vmxlib.inc"
-%assign CASE_NO 150
+%assign CASE_NO 172
 
 PIN_VIRTUAL_NMI         equ 1 << 5
 PROC_INTR_WINDOW        equ 1 << 2

@@ -207,17 +207,30 @@ pub fn bt<const OP: u8>(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
         let ea = m.ea(d).wrapping_add(((off >> bits.trailing_zeros()) * i64::from(sz)) as u64);
         let b = (off as u64) & (bits - 1);
         let lin = m.mem_lin(d, ea, sz, OP != 0)?;
-        let v = m.read_lin(lin, sz)?;
-        let cf = (v >> b) & 1 != 0;
-        if OP != 0 {
+        if OP != 0 && (lin & 0xFFF) + u64::from(sz) <= 0x1000 {
+            // A read-modify-write within one page: one translation, checked as a write.
+            let pa = m.translate(lin, super::super::mmu::Access::Write)?;
+            let v = m.read_phys(pa, sz);
             let nv = match OP {
                 1 => v | (1 << b),
                 2 => v & !(1 << b),
                 _ => v ^ (1 << b),
             };
-            m.write_lin(lin, sz, nv)?;
+            m.write_phys(pa, sz, nv);
+            (v >> b) & 1 != 0
+        } else {
+            let v = m.read_lin(lin, sz)?;
+            let cf = (v >> b) & 1 != 0;
+            if OP != 0 {
+                let nv = match OP {
+                    1 => v | (1 << b),
+                    2 => v & !(1 << b),
+                    _ => v ^ (1 << b),
+                };
+                m.write_lin(lin, sz, nv)?;
+            }
+            cf
         }
-        cf
     } else {
         let b = (if d.k[1] == OpK::Reg { m.rd_reg(d.r[1]) } else { d.imm }) & (bits - 1);
         let (lin, v) = if OP == 0 { (0, m.rd_op(d, 0, sz)?) } else { m.rmw_read(d, sz)? };

@@ -216,6 +216,7 @@ impl Machine {
     }
 
     /// Reads `size` bytes at stack offset `off` from the stack pointer without popping.
+    #[inline(always)]
     pub(crate) fn peek(&mut self, size: u8, off: u64) -> Result<u64, Fault> {
         let sp = self.cpu.gpr[super::cpu::RSP].wrapping_add(off) & self.sp_mask();
         let lin = self.lin_addr(super::cpu::SS, sp, size, false)?;
@@ -236,7 +237,8 @@ impl Machine {
 /// Chooses the handler for a decoded instruction and whether it ends its block.
 pub fn select(d: &mut DInsn, bitness: u32) {
     let ins = d.ins;
-    d.term = ins.flow_control() != FlowControl::Next;
+    d.term = !matches!(ins.flow_control(), FlowControl::Next | FlowControl::ConditionalBranch);
+    d.side = ins.flow_control() == FlowControl::ConditionalBranch;
     let h: super::decode::Handler = match ins.mnemonic() {
         M::Add => alu::pick::<{ alu::ADD }>(d),
         M::Or => alu::pick::<{ alu::OR }>(d),
@@ -458,7 +460,8 @@ pub fn select(d: &mut DInsn, bitness: u32) {
         M::Vmwrite => super::vmx::instr::vmwrite,
         M::Vmlaunch | M::Vmresume => super::vmx::instr::vmlaunch,
         M::Vmcall => super::vmx::instr::vmcall,
-        M::Invept | M::Vmfunc => super::vmx::instr::invept,
+        M::Invept => super::vmx::instr::invept,
+        M::Vmfunc => super::vmx::vmfunc::vmfunc,
         M::Invvpid => super::vmx::vpid::invvpid,
         // Instructions that read the cycle count end their block so the count is exact.
         M::Rdtsc => {
@@ -553,6 +556,15 @@ pub fn select(d: &mut DInsn, bitness: u32) {
         || is_vmx_exiting(&ins)
     {
         d.term = true;
+    }
+    // VMREAD and VMWRITE exit only in non-root operation when the shadow VMCS does not serve
+    // them: a hypervisor's long runs of them stay in one block.
+    if matches!(ins.mnemonic(), M::Vmread | M::Vmwrite) {
+        d.term = false;
+        d.side = true;
+    }
+    if d.term {
+        d.side = false;
     }
 }
 

@@ -99,9 +99,17 @@ fn run<const K: u8>(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
         u64::from(m.prices.of(cost::CostClass::StringIter))
     };
     let mut iterated = block;
+    let bulk = block
+        && amask == u64::MAX
+        && step == u64::from(sz)
+        && m.cpu.cpl == 0
+        && m.cpu.mode == super::super::cpu::Mode::Long64;
     loop {
         if rep && m.cpu.gpr[RCX] & amask == 0 {
             return Ok(());
+        }
+        if bulk && bulk_chunk(m, d, k == Kind::Movs, sz, elem_price)? {
+            continue;
         }
         let si = m.cpu.gpr[RSI] & amask;
         let di = m.cpu.gpr[RDI] & amask;
@@ -183,6 +191,55 @@ fn run<const K: u8>(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
             }
         }
     }
+}
+
+/// REP MOVS/STOS forward in 64-bit mode at CPL 0: the elements up to the end of the
+/// current source and destination pages in one go, with the effects (memory, RSI/RDI/RCX,
+/// price per element) of running them one at a time. Returns false, having done nothing,
+/// when the next element crosses a page or lies outside RAM; the element loop takes it then.
+fn bulk_chunk(m: &mut Machine, d: &DInsn, movs: bool, sz: u8, elem_price: u64) -> Result<bool, Fault> {
+    use super::super::mmu::Access;
+    let szu = u64::from(sz);
+    let di = m.cpu.gpr[RDI];
+    let dst = m.lin_addr(ES, di, sz, true)?;
+    let mut room = (0x1000 - (dst & 0xFFF)) / szu;
+    let src = if movs {
+        let si = m.cpu.gpr[RSI];
+        let src = m.lin_addr(d.m.seg as usize, si, sz, false)?;
+        room = room.min((0x1000 - (src & 0xFFF)) / szu);
+        Some(src)
+    } else {
+        None
+    };
+    let count = room.min(m.cpu.gpr[RCX]);
+    if count == 0 {
+        return Ok(false);
+    }
+    let len = count * szu;
+    // Translate in the order the element loop would fault: source read, then destination.
+    let spa = match src {
+        Some(l) => Some(m.translate(l, Access::Read)?),
+        None => None,
+    };
+    let dpa = m.translate(dst, Access::Write)?;
+    let overlap = spa.is_some_and(|p| p < dpa + len && dpa < p + len);
+    if overlap || !m.mem.in_ram(dpa, len) || spa.is_some_and(|p| !m.mem.in_ram(p, len)) {
+        return Ok(false);
+    }
+    match spa {
+        Some(p) => m.mem.copy_within(p, dpa, len as usize),
+        None => {
+            let v = m.rd_reg(acc_ref(sz)).to_le_bytes();
+            m.mem.fill(dpa, &v[..sz as usize], len as usize);
+        }
+    }
+    if movs {
+        m.cpu.gpr[RSI] = m.cpu.gpr[RSI].wrapping_add(len);
+    }
+    m.cpu.gpr[RDI] = di.wrapping_add(len);
+    m.cpu.gpr[RCX] -= count;
+    m.mcycles += elem_price * count;
+    Ok(true)
 }
 
 #[allow(dead_code)]

@@ -14,7 +14,7 @@ use crate::arch::msr::{self, efer};
 use crate::arch::vmcs_fields::field as f;
 use crate::arch::vmx_ctrl::{
     activity, entry as en, exit as ex, exit_qual, interruptibility as ib, intr_info as it, msr as vmsr, pin,
-    proc1 as p1, proc2 as p2, vmx_basic, vmx_misc,
+    proc1 as p1, proc2 as p2, vmfunc, vmx_basic, vmx_misc,
 };
 use crate::arch::x86::{cr0, cr4, rflags};
 
@@ -25,6 +25,51 @@ enum EntryError {
     /// A VM-entry failure exit with this reason and qualification.
     Exit(u32, u64),
 }
+
+/// Whether the entry checks other than `check_guest_volatile` may read field `i` (position
+/// in `VMCS_FIELDS`): a change of value must then run them all again. Not inputs: the
+/// exit-information fields, and guest-state and control fields no check looks at (a unit
+/// test records the fields the checks read and holds this list to it).
+pub(super) fn is_check_input(i: usize) -> bool {
+    static TABLE: std::sync::OnceLock<Box<[bool]>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        crate::arch::vmcs_fields::VMCS_FIELDS
+            .iter()
+            .map(|x| {
+                let full = x.encoding & !1;
+                crate::arch::vmcs_fields::type_of(full) != crate::arch::vmcs_fields::FieldType::ExitInfo
+                    && !NOT_CHECK_INPUTS.contains(&full)
+            })
+            .collect()
+    })[i]
+}
+
+/// Fields the entry checks never read (besides the exit-information fields), or read only
+/// in `check_guest_volatile` (GUEST_RIP, GUEST_RFLAGS).
+pub(super) const NOT_CHECK_INPUTS: &[u32] = &[
+    f::GUEST_RIP,
+    f::GUEST_RFLAGS,
+    f::GUEST_RSP,
+    f::VMX_PREEMPTION_TIMER_VALUE,
+    f::TSC_OFFSET,
+    f::CR0_GUEST_HOST_MASK,
+    f::CR4_GUEST_HOST_MASK,
+    f::CR0_READ_SHADOW,
+    f::CR4_READ_SHADOW,
+    f::EXCEPTION_BITMAP,
+    f::PAGE_FAULT_ERROR_CODE_MASK,
+    f::PAGE_FAULT_ERROR_CODE_MATCH,
+    f::CR3_TARGET_VALUE0,
+    f::CR3_TARGET_VALUE1,
+    f::CR3_TARGET_VALUE2,
+    f::CR3_TARGET_VALUE3,
+    f::GUEST_INTR_STATUS,
+    f::GUEST_PML_INDEX,
+    f::EOI_EXIT_BITMAP0,
+    f::EOI_EXIT_BITMAP1,
+    f::EOI_EXIT_BITMAP2,
+    f::EOI_EXIT_BITMAP3,
+];
 
 fn canonical(v: u64) -> bool {
     ((v as i64) << 16 >> 16) as u64 == v
@@ -64,7 +109,13 @@ impl Machine {
             self.check_vtpr_threshold().map_err(|_| EntryError::Fail(7))
         } else {
             self.charge_event(super::super::cost::CostClass::VmEntryChecks, super::super::acct::Event::VmEntryChecks);
-            self.entry_checks()
+            if self.vmx.cur().is_some_and(|v| v.valid) {
+                // Only RIP/RFLAGS, the link pointer and memory-dependent checks can fail now
+                // (`Vmcs::valid`): the outcome of the full checks, computed faster.
+                self.check_vtpr_threshold().map_err(|_| EntryError::Fail(7)).and_then(|()| self.check_guest_volatile())
+            } else {
+                self.entry_checks()
+            }
         };
         match result {
             Ok(()) => {}
@@ -175,6 +226,15 @@ impl Machine {
         }
         if p2c & p2::SECONDARY_EXEC_UNRESTRICTED_GUEST != 0 {
             ok(p2c & p2::SECONDARY_EXEC_ENABLE_EPT != 0)?;
+        }
+        if p2c & p2::SECONDARY_EXEC_ENABLE_VMFUNC != 0 {
+            // Only functions IA32_VMX_VMFUNC allows; EPTP switching needs EPT and a page-
+            // aligned EPTP list within the physical-address width.
+            let funcs = g(f::VM_FUNCTION_CONTROL);
+            ok(funcs & !self.vmx.caps.msr(vmsr::IA32_VMX_VMFUNC) == 0)?;
+            if funcs & vmfunc::VMX_VMFUNC_EPTP_SWITCHING != 0 {
+                ok(p2c & p2::SECONDARY_EXEC_ENABLE_EPT != 0 && page_ok(g(f::EPTP_LIST_ADDRESS)))?;
+            }
         }
         self.check_apic_controls()?;
         // VM-exit controls.
@@ -397,25 +457,10 @@ impl Machine {
         // Descriptor-table registers.
         ok(canonical(g(f::GUEST_GDTR_BASE)) && canonical(g(f::GUEST_IDTR_BASE)))?;
         ok(g(f::GUEST_GDTR_LIMIT) >> 16 == 0 && g(f::GUEST_IDTR_LIMIT) >> 16 == 0)?;
-        // RIP and RFLAGS.
-        let rip = g(f::GUEST_RIP);
-        if ia32e && cs_ar & sa::L != 0 {
-            ok(canonical(rip))?;
-        } else {
-            ok(rip >> 32 == 0)?;
-        }
-        let fl = g(f::GUEST_RFLAGS);
-        let reserved = !0x3F_FFFFu64 | (1 << 15) | (1 << 5) | (1 << 3);
-        ok(fl & reserved == 0 && fl & rflags::FIXED1 != 0)?;
-        if ia32e || gcr0 & cr0::PE == 0 {
-            ok(fl & rflags::VM == 0)?;
-        }
+        // RIP and RFLAGS: check_guest_volatile.
         let info = g(f::VM_ENTRY_INTR_INFO_FIELD) as u32;
         let inject = info & it::VALID != 0;
         let ty = it::interruption_type(info);
-        if inject && ty == it::TYPE_EXT_INTR {
-            ok(fl & rflags::IF != 0)?;
-        }
         // Activity and interruptibility state.
         let act = g(f::GUEST_ACTIVITY_STATE) as u32;
         ok(act == activity::GUEST_ACTIVITY_ACTIVE || act == activity::GUEST_ACTIVITY_HLT)?;
@@ -426,7 +471,6 @@ impl Machine {
         let sti = intr & ib::GUEST_INTR_STATE_STI != 0;
         let movss = intr & ib::GUEST_INTR_STATE_MOV_SS != 0;
         ok(intr & ib::RESERVED_MASK == 0 && !(sti && movss))?;
-        ok(fl & rflags::IF != 0 || !sti)?;
         if sti || movss {
             ok(act == activity::GUEST_ACTIVITY_ACTIVE)?;
         }
@@ -448,6 +492,46 @@ impl Machine {
         }
         let pend = g(f::GUEST_PENDING_DBG_EXCEPTIONS);
         ok(pend & !(0xF | (1 << 12) | (1 << 14) | (1 << 16)) == 0)?;
+        self.check_guest_volatile()
+    }
+
+    /// The guest-state checks on what changes between most entries — RIP, RFLAGS — and on
+    /// the VMCS link pointer (whose region is memory): run with the other checks, and alone
+    /// when the rest of the checked state is unchanged since they last passed (`Vmcs::valid`).
+    /// Every failure here, but the link pointer's, is the same "invalid guest state" exit as
+    /// the other guest checks', and the link pointer comes last, as in the SDM.
+    fn check_guest_volatile(&self) -> Result<(), EntryError> {
+        let g = |e| self.vmcs(e);
+        let ok = |b: bool| {
+            if b {
+                Ok(())
+            } else {
+                if std::env::var_os("VMXSIM_DEBUG_ENTRY").is_some() {
+                    eprintln!("guest-state check failed: RIP/RFLAGS");
+                }
+                Err(EntryError::Exit(r::INVALID_STATE, exit_qual::entry_failure::DEFAULT))
+            }
+        };
+        let ia32e = g(f::VM_ENTRY_CONTROLS) as u32 & en::VM_ENTRY_IA32E_MODE != 0;
+        let cs_ar = g(f::GUEST_CS_AR_BYTES) as u32;
+        let rip = g(f::GUEST_RIP);
+        if ia32e && cs_ar & sa::L != 0 {
+            ok(canonical(rip))?;
+        } else {
+            ok(rip >> 32 == 0)?;
+        }
+        let fl = g(f::GUEST_RFLAGS);
+        let reserved = !0x3F_FFFFu64 | (1 << 15) | (1 << 5) | (1 << 3);
+        ok(fl & reserved == 0 && fl & rflags::FIXED1 != 0)?;
+        if ia32e || g(f::GUEST_CR0) & cr0::PE == 0 {
+            ok(fl & rflags::VM == 0)?;
+        }
+        let info = g(f::VM_ENTRY_INTR_INFO_FIELD) as u32;
+        if info & it::VALID != 0 && it::interruption_type(info) == it::TYPE_EXT_INTR {
+            ok(fl & rflags::IF != 0)?;
+        }
+        let sti = g(f::GUEST_INTERRUPTIBILITY_INFO) as u32 & ib::GUEST_INTR_STATE_STI != 0;
+        ok(fl & rflags::IF != 0 || !sti)?;
         // VMCS link pointer.
         let link = g(f::VMCS_LINK_POINTER);
         if link != u64::MAX {

@@ -66,6 +66,7 @@ impl Machine {
             self.save_guest_state();
         }
         self.vmx_event(VmxEvent::Exit { vmcs, reason, qualification });
+        self.left_block = true;
         self.vmx.non_root = false;
         self.vmx.ept = false;
         self.vmx.deadline = u64::MAX;

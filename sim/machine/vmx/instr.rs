@@ -390,16 +390,11 @@ pub fn vmcall(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     Ok(())
 }
 
-/// INVEPT r, m128 (SDM 31, "INVEPT"); VMFUNC shares this handler: VM functions are not
-/// offered (IA32_VMX_VMFUNC reads 0), so it raises #UD everywhere. INVVPID is in `vpid.rs`.
+/// INVEPT r, m128 (SDM 31, "INVEPT"). INVVPID is in `vpid.rs`, VMFUNC in `vmfunc.rs`.
 pub fn invept(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     use crate::arch::vmx_ctrl::{ept_vpid_cap as cap, invept as ty};
     let caps = m.vmx.caps.msr(vmsr::IA32_VMX_EPT_VPID_CAP);
-    if d.ins.mnemonic() != M::Invept
-        || !m.vmx.caps.proc2_allowed(p2::SECONDARY_EXEC_ENABLE_EPT)
-        || caps & cap::INVEPT == 0
-        || d.k[1] != OpK::Mem
-    {
+    if !m.vmx.caps.proc2_allowed(p2::SECONDARY_EXEC_ENABLE_EPT) || caps & cap::INVEPT == 0 || d.k[1] != OpK::Mem {
         return Err(Fault::ud());
     }
     m.vmx_ud()?;

@@ -16,7 +16,8 @@
 //! host state) and every intercept decision the interpreter's handlers ask for; `apicv.rs`
 //! interrupts in non-root operation (external-interrupt and interrupt-window exits, the
 //! TPR shadow, APIC virtualization and virtual-interrupt delivery); `nmi.rs` NMIs in
-//! non-root operation (NMI exiting, virtual NMIs, NMI-window exiting). A handler in
+//! non-root operation (NMI exiting, virtual NMIs, NMI-window exiting); `vmfunc.rs` VMFUNC
+//! with EPTP switching (`ept.rs` EPT, `vpid.rs` VPIDs and the TLB contexts). A handler in
 //! VMX non-root operation that must exit calls [`Machine::vm_exit`] (which leaves RIP at the
 //! host RIP) and returns `Ok(())`; every instruction that can exit ends its decoded block,
 //! so the run loop picks up the new RIP. The fast path of an intercepted handler is one
@@ -35,7 +36,8 @@
 //!   NMI-window exiting (22) (`nmi.rs`);
 //! - secondary: everything except enable EPT (1, see `ept.rs`), enable RDTSCP (3), enable
 //!   VPID (5, see `vpid.rs`), WBINVD exiting (6), enable INVPCID (12), and where the model
-//!   has them, VMCS shadowing (14), enable PML (17, see `ept.rs`), virtualize x2APIC mode
+//!   has them, VMCS shadowing (14), enable PML (17, see `ept.rs`), enable VM functions (13,
+//!   see `vmfunc.rs`; only together with EPT and EPTP switching), virtualize x2APIC mode
 //!   (4), APIC-register virtualization (8) and virtual-interrupt delivery (9) (`apicv.rs`).
 //!   Cleared: unrestricted guest (7: real-mode and paging-off guests under EPT are not
 //!   modeled) and virtualize APIC accesses (0: there is no APIC-access page, as the APIC's
@@ -49,8 +51,11 @@
 //! - IA32_VMX_EPT_VPID_CAP keeps only what `ept.rs` and `vpid.rs` implement: execute-only,
 //!   4-level walks, UC/WB paging structures, 2-MiB and 1-GiB pages, INVEPT single- and
 //!   all-context, accessed/dirty flags (21); INVVPID (32) with its four types (40-43).
-//!   Cleared: 5-level walks and advanced EPT-violation information. IA32_VMX_VMFUNC reads 0
-//!   (no VM functions).
+//!   Cleared: 5-level walks and advanced EPT-violation information;
+//! - IA32_VMX_VMFUNC keeps only EPTP switching (bit 0, `vmfunc.rs`). Where the model lacks
+//!   it, or EPT, the MSR reads 0 and "enable VM functions" is cleared as well. The
+//!   VM-function controls and EPTP-list address exist exactly when offered; the EPTP index
+//!   (a #VE field) never does.
 //!
 //! EPT deviations: the guest PDPTE fields (GUEST_PDPTR0-3) exist but a PAE-paging guest under
 //! EPT reads its PDPTEs through the EPT at each page walk instead of from the fields loaded at
@@ -65,6 +70,7 @@ mod exit;
 pub(crate) use exit::exception_vectoring;
 pub(crate) mod instr;
 mod nmi;
+pub(crate) mod vmfunc;
 pub(crate) mod vpid;
 
 use crate::arch::vmcs_fields::{self, field as f, FieldWidth, VMCS_FIELDS};
@@ -101,6 +107,11 @@ pub struct Vmcs {
     /// Passed the VM-entry consistency checks and not written by VMWRITE since: like
     /// VMCS-caching processors (Westmere and later), the next entry skips the checks.
     pub checked: bool,
+    /// The simulator's own memo (it changes no outcome and no price): the full checks passed
+    /// and no field they read has changed value since, except GUEST_RIP and GUEST_RFLAGS,
+    /// so an entry that must check again (`checked` false) need only re-run the checks on
+    /// those and on the link pointer (`entry.rs`, `check_guest_volatile`).
+    pub valid: bool,
 }
 
 /// VMCSes kept in the cache before the least recently loaded is written back.
@@ -192,6 +203,8 @@ impl Caps {
             | proc2::SECONDARY_EXEC_ENABLE_EPT
             | proc2::SECONDARY_EXEC_ENABLE_VPID
             | proc2::SECONDARY_EXEC_ENABLE_PML
+            // vmfunc.rs (kept only with EPT and EPTP switching, below)
+            | proc2::SECONDARY_EXEC_ENABLE_VMFUNC
             // apicv.rs
             | proc2::SECONDARY_EXEC_VIRTUALIZE_X2APIC_MODE
             | proc2::SECONDARY_EXEC_APIC_REGISTER_VIRT
@@ -239,7 +252,16 @@ impl Caps {
             cap_ok |= vpid::IMPLEMENTED_CAPS;
         }
         msrs[idx(vmsr::IA32_VMX_EPT_VPID_CAP)] &= cap_ok;
-        msrs[idx(vmsr::IA32_VMX_VMFUNC)] = 0;
+        // VM functions (vmfunc.rs): EPTP switching only, and only with EPT. Without both
+        // "enable VM functions" is cleared, as a control with no function behind it.
+        let vmfunc = msrs[idx(vmsr::IA32_VMX_VMFUNC)] & vmfunc::IMPLEMENTED_FUNCTIONS;
+        let ept_ok = p2_allowed1 & proc2::SECONDARY_EXEC_ENABLE_EPT != 0;
+        if p2_allowed1 & proc2::SECONDARY_EXEC_ENABLE_VMFUNC != 0 && ept_ok && vmfunc != 0 {
+            msrs[idx(vmsr::IA32_VMX_VMFUNC)] = vmfunc;
+        } else {
+            msrs[idx(vmsr::IA32_VMX_VMFUNC)] = 0;
+            msrs[idx(vmsr::IA32_VMX_PROCBASED_CTLS2)] &= !(u64::from(proc2::SECONDARY_EXEC_ENABLE_VMFUNC) << 32);
+        }
         let mut caps = Caps { msrs, supported: Box::new([]), layout: Box::new([]) };
         let supported: Box<[bool]> = VMCS_FIELDS.iter().map(|fi| caps.field_exists(fi.encoding)).collect();
         // Pack the supported fields by width, widest first, so every field is aligned.
@@ -272,6 +294,13 @@ impl Caps {
             | f::GUEST_PDPTR2
             | f::GUEST_PDPTR3 => ept,
             f::VMREAD_BITMAP | f::VMWRITE_BITMAP => shadow,
+            // SDM Appendix B: the VM-function controls exist with "enable VM functions",
+            // the EPTP-list address with the EPTP-switching VM function.
+            f::VM_FUNCTION_CONTROL => self.proc2_allowed(proc2::SECONDARY_EXEC_ENABLE_VMFUNC),
+            f::EPTP_LIST_ADDRESS => {
+                self.proc2_allowed(proc2::SECONDARY_EXEC_ENABLE_VMFUNC)
+                    && self.msr(vmsr::IA32_VMX_VMFUNC) & vmx_ctrl::vmfunc::VMX_VMFUNC_EPTP_SWITCHING != 0
+            }
             f::GUEST_INTR_STATUS
             | f::EOI_EXIT_BITMAP0
             | f::EOI_EXIT_BITMAP1
@@ -450,6 +479,7 @@ impl Vmx {
     pub(crate) fn set_checked(&mut self) {
         if let Some(v) = self.cur_mut() {
             v.checked = true;
+            v.valid = true;
         }
     }
 
@@ -458,7 +488,11 @@ impl Vmx {
     pub fn set(&mut self, enc: u32, val: u64) {
         let mask = vmcs_fields::width_mask(vmcs_fields::width_of(enc));
         if let Some(v) = self.cur_mut() {
-            v.vals[fi(enc)] = val & mask;
+            let i = fi(enc);
+            if v.vals[i] != val & mask && entry::is_check_input(i) {
+                v.valid = false;
+            }
+            v.vals[i] = val & mask;
         }
     }
 
@@ -543,7 +577,7 @@ impl Machine {
             };
         }
         let launched = self.mem.read::<1>(addr + LAUNCH_OFFSET) & 1 != 0;
-        self.vmx.cache.push(Vmcs { addr, vals, launched, shadow: rev >> 31 != 0, checked: false });
+        self.vmx.cache.push(Vmcs { addr, vals, launched, shadow: rev >> 31 != 0, checked: false, valid: false });
         self.vmx.cache.len() - 1
     }
 
@@ -583,8 +617,12 @@ impl Machine {
         } else {
             val & vmcs_fields::width_mask(vmcs_fields::width_of(full))
         };
-        self.vmx.cache[slot].vals[i] = new;
-        self.vmx.cache[slot].checked = false;
+        let v = &mut self.vmx.cache[slot];
+        if v.vals[i] != new && entry::is_check_input(i) {
+            v.valid = false;
+        }
+        v.vals[i] = new;
+        v.checked = false;
     }
 
     pub(crate) fn vmcs_slot(&self, addr: u64) -> Option<usize> {

@@ -27,6 +27,10 @@ fn layout_fits_the_region_for_every_model() {
         assert!(caps.supported[fi(f::GUEST_PDPTR3)]);
         assert!(caps.supported[fi(f::VIRTUAL_PROCESSOR_ID)]);
         assert_eq!(caps.supported[fi(f::VMREAD_BITMAP)], *name != "broadwell", "{name}");
+        // EPTP switching (every model has it): its two fields, but no EPTP index (#VE).
+        assert!(caps.supported[fi(f::VM_FUNCTION_CONTROL)] && caps.supported[fi(f::EPTP_LIST_ADDRESS)]);
+        assert!(!caps.supported[fi(f::EPTP_INDEX)]);
+        assert_eq!(caps.msr(vmsr::IA32_VMX_VMFUNC), vmx_ctrl::vmfunc::VMX_VMFUNC_EPTP_SWITCHING, "{name}");
     }
 }
 

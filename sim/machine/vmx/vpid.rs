@@ -30,6 +30,11 @@ pub(crate) const IMPLEMENTED_CAPS: u64 = cap::INVVPID
 /// VM-instruction error for an invalid INVEPT/INVVPID operand.
 const INVALID_OPERAND: u32 = 28;
 
+/// The EP4TA (EPTP bits 51:12) that tags combined mappings made under `eptp`.
+pub(crate) fn ep4ta(eptp: u64) -> u64 {
+    eptp & 0x000F_FFFF_FFFF_F000
+}
+
 fn canonical(v: u64) -> bool {
     ((v as i64) << 16 >> 16) as u64 == v
 }
@@ -39,11 +44,8 @@ impl Machine {
     /// becomes current; without VPIDs the VPID-0 mappings are invalidated first.
     pub(crate) fn tlb_vm_entry(&mut self) {
         let p2c = self.proc2();
-        let ep4ta = if p2c & p2::SECONDARY_EXEC_ENABLE_EPT != 0 {
-            self.vmcs(f::EPT_POINTER) & 0x000F_FFFF_FFFF_F000
-        } else {
-            TlbCtx::LINEAR
-        };
+        let ep4ta =
+            if p2c & p2::SECONDARY_EXEC_ENABLE_EPT != 0 { ep4ta(self.vmcs(f::EPT_POINTER)) } else { TlbCtx::LINEAR };
         let vpid = if p2c & p2::SECONDARY_EXEC_ENABLE_VPID != 0 {
             self.vmcs(f::VIRTUAL_PROCESSOR_ID) as u16
         } else {
