@@ -53,7 +53,7 @@ fn the_valid_guest_enters() {
 
 #[test]
 fn each_broken_rule_fails_the_entry() {
-    check_rules(|b| launch_with(b));
+    check_rules(launch_with);
 }
 
 /// After an entry that passed the checks, breaking one rule by VMWRITE must fail the next
