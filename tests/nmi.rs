@@ -177,3 +177,40 @@ fn an_nmi_comes_before_a_pending_maskable_interrupt() {
     });
     assert_eq!(vectors(&vm), vec![2, 0x40]);
 }
+
+/// The NMI is recognised at the boundary right after the WRMSR that sent it also when that
+/// WRMSR sits in code one decoded block runs through (a CALL/RET pair and a conditional
+/// branch looping back within the page, which blocks follow instead of ending at them).
+#[test]
+fn an_nmi_is_taken_right_after_its_wrmsr_in_a_loop_blocks_follow() {
+    let mut vm = x2apic_vm();
+    handler(&mut vm, 2, false, |_| {});
+    vm.run(|a| {
+        let mut top = a.create_label();
+        let mut skip = a.create_label();
+        let mut sub = a.create_label();
+        let mut done = a.create_label();
+        a.cli().unwrap();
+        a.xor(ebx, ebx).unwrap();
+        a.mov(r8d, 4).unwrap();
+        a.set_label(&mut top).unwrap();
+        a.call(sub).unwrap();
+        a.cmp(ebx, 2).unwrap();
+        a.jne(skip).unwrap();
+        wrmsr(a, MSR_ICR, ICR_NMI_SELF);
+        a.add(ebx, 0x100).unwrap();
+        a.set_label(&mut skip).unwrap();
+        a.dec(r8d).unwrap();
+        a.jnz(top).unwrap();
+        a.jmp(done).unwrap();
+        a.set_label(&mut sub).unwrap();
+        a.inc(ebx).unwrap();
+        a.ret().unwrap();
+        a.set_label(&mut done).unwrap();
+        a.nop().unwrap();
+    });
+    let l = log(&vm);
+    assert_eq!(vectors(&vm), vec![2]);
+    assert_eq!(l[0].rbx, 2, "taken right after the WRMSR, before the ADD that follows it");
+    assert_eq!(vm.m.cpu.gpr[3], 0x104, "the loop ran to its end after the IRET");
+}

@@ -446,3 +446,34 @@ fn entry_checks_one_at_a_time() {
     assert_eq!(exit_reason(&mut vm), u64::from(r::CPUID));
     assert_eq!(log(&vm).len(), 1);
 }
+
+/// An entry that passed the checks is not a licence for the next one: switching to virtual
+/// NMIs while bit 3 is set makes the same NMI injection invalid, and the VMRESUME after
+/// those VMWRITEs must fail (the memo of passed checks, `Vmcs::valid`, must not hide it).
+#[test]
+fn a_resume_rechecks_nmi_injection_after_the_controls_change() {
+    let mut vm = setup(|a| a.cpuid().unwrap());
+    handler(&mut vm, 2, false, |_| {});
+    // NMI exiting without virtual NMIs: blocking by NMI does not stop the injection, and the
+    // handler's IRET leaves NMIs blocked.
+    set_bits(&mut vm, f::PIN_BASED_VM_EXEC_CONTROL, pin::PIN_BASED_NMI_EXITING);
+    write(&mut vm, f::GUEST_INTERRUPTIBILITY_INFO, BLOCK_NMI);
+    write(&mut vm, f::VM_ENTRY_INTR_INFO_FIELD, NMI_INFO);
+    go(&mut vm, true);
+    assert_eq!(exit_reason(&mut vm), u64::from(r::CPUID));
+    assert_eq!(log(&vm).len(), 1);
+    assert_eq!(blocking(&mut vm), BLOCK_NMI);
+    // Virtual NMIs on: bit 3 is now virtual-NMI blocking, and the injection is invalid.
+    set_bits(&mut vm, f::PIN_BASED_VM_EXEC_CONTROL, pin::PIN_BASED_VIRTUAL_NMIS);
+    write(&mut vm, f::VM_ENTRY_INTR_INFO_FIELD, NMI_INFO);
+    write(&mut vm, f::GUEST_RIP, GUEST_CODE);
+    go(&mut vm, false);
+    assert_eq!(exit_reason(&mut vm), EXIT_INVALID_STATE);
+    assert_eq!(log(&vm).len(), 1, "nothing injected");
+    // Without the blocking the same injection enters.
+    write(&mut vm, f::GUEST_INTERRUPTIBILITY_INFO, 0);
+    go(&mut vm, false);
+    assert_eq!(exit_reason(&mut vm), u64::from(r::CPUID));
+    assert_eq!(log(&vm).len(), 2);
+    assert_eq!(blocking(&mut vm), 0, "the handler's IRET removed virtual-NMI blocking");
+}
