@@ -93,6 +93,15 @@ const IMAGES: &[Image] = &[
     Image { name: "vmx_cr_exc", known_diffs: &[] },
     Image { name: "vmx_timer_shadow", known_diffs: &[] },
     Image { name: "vmx_vmfunc", known_diffs: &[] },
+    Image {
+        name: "vmx_nmi",
+        known_diffs: &[KnownDiff {
+            golden: "case 179 nmi-window-before-interrupt-window: exit=8 rip=+0",
+            bochs: "case 179 nmi-window-before-interrupt-window: exit=7 rip=+0",
+            why: "SDM 25.2: NMI-window exits take priority over NMIs, which take priority over \
+                  interrupt-window exits; Bochs 2.7 takes the interrupt-window exit first",
+        }],
+    },
 ];
 
 /// Defined (as 1) when assembling an image for Bochs.
@@ -235,7 +244,18 @@ macro_rules! image_tests {
     };
 }
 
-image_tests!(vmx_on, vmx_ptr, vmx_fields, vmx_entry, vmx_guest, vmx_io_msr, vmx_cr_exc, vmx_timer_shadow, vmx_vmfunc);
+image_tests!(
+    vmx_on,
+    vmx_ptr,
+    vmx_fields,
+    vmx_entry,
+    vmx_guest,
+    vmx_io_msr,
+    vmx_cr_exc,
+    vmx_timer_shadow,
+    vmx_vmfunc,
+    vmx_nmi
+);
 
 #[test]
 fn every_image_has_a_test_and_a_golden_file() {

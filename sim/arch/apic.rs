@@ -124,6 +124,8 @@ pub mod icr {
     pub const DELIVERY_MODE_MASK: u64 = 7 << DELIVERY_MODE_SHIFT;
     pub const MODE_FIXED: u64 = 0;
     pub const MODE_LOWEST_PRIORITY: u64 = 1;
+    /// NMI: the vector is ignored.
+    pub const MODE_NMI: u64 = 4;
     /// Bit 11: logical destination mode.
     pub const DEST_LOGICAL: u64 = 1 << 11;
     /// Bit 14: level (assert).

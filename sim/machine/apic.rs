@@ -17,12 +17,17 @@
 //! unknown indices, and any access outside x2APIC mode); the software-enable bit of the SVR
 //! (LVT entries stay masked while it is clear); the error-status register for illegal
 //! vectors, with the LVT error interrupt; IPIs through the ICR and SELF IPI to this
-//! processor (fixed and lowest-priority delivery).
+//! processor (fixed and lowest-priority delivery), and NMIs through the ICR: delivery mode
+//! NMI, edge-triggered, without a shorthand, to a destination that names this processor
+//! (its ID, its logical ID or the broadcast ID) raises the processor's NMI line
+//! ([`Apic::take_nmi`]). The SDM's table of valid ICR combinations makes NMI with the "self"
+//! or "all including self" shorthand, and level-triggered NMI, invalid: they are dropped
+//! (the SELF IPI register has no delivery mode: it sends fixed interrupts only).
 //!
 //! Not modeled: xAPIC mode's MMIO page (the APIC comes out of RESET in xAPIC mode, but its
 //! registers can only be reached after software sets EXTD; stores to FEE00000H go to
-//! memory), other processors (IPIs to other destinations and the NMI, SMI, INIT and
-//! start-up delivery modes are accepted and dropped), LINT0/LINT1, CMCI, thermal and
+//! memory), other processors (IPIs to other destinations and the SMI, INIT and start-up
+//! delivery modes are accepted and dropped), LINT0/LINT1, CMCI, thermal and
 //! performance-monitoring interrupt sources (their LVT entries are only registers),
 //! level-triggered interrupts (the TMR stays 0), spurious interrupts, directed EOI
 //! (version bit 24 is 0).
@@ -86,6 +91,8 @@ pub struct Apic {
     tsc_deadline: u64,
     /// Millicycle at which the timer fires next; `u64::MAX` when it is not armed.
     timer_at: u64,
+    /// An NMI sent to this processor that the processor has not latched yet.
+    nmi: bool,
 }
 
 impl Apic {
@@ -112,6 +119,7 @@ impl Apic {
             count_start: 0,
             tsc_deadline: 0,
             timer_at: u64::MAX,
+            nmi: false,
         };
         a.reset_registers();
         a
@@ -495,22 +503,38 @@ impl Apic {
         }
     }
 
+    /// Whether an NMI was sent to this processor since the last call: the processor's NMI
+    /// input, which the machine latches.
+    pub fn take_nmi(&mut self) -> bool {
+        std::mem::take(&mut self.nmi)
+    }
+
     /// An IPI from the ICR: only what reaches this processor has an effect.
     fn send_ipi(&mut self, v: u64) {
         let mode = (v & icr::DELIVERY_MODE_MASK) >> icr::DELIVERY_MODE_SHIFT;
-        if mode != icr::MODE_FIXED && mode != icr::MODE_LOWEST_PRIORITY {
+        let shorthand = (v & icr::SHORTHAND_MASK) >> icr::SHORTHAND_SHIFT;
+        let nmi = mode == icr::MODE_NMI;
+        if nmi {
+            // Valid only edge-triggered and without a shorthand (SDM, "Valid Combinations
+            // for the ... Interrupt Command Register"); invalid combinations are dropped.
+            if shorthand != icr::SHORTHAND_NONE || v & icr::TRIGGER_LEVEL != 0 {
+                return;
+            }
+        } else if mode != icr::MODE_FIXED && mode != icr::MODE_LOWEST_PRIORITY {
             return;
         }
         let dest = (v >> icr::DEST_SHIFT) as u32;
         let ldr = ((self.id >> 4) << 16) | (1 << (self.id & 0xF));
-        let to_self = match (v & icr::SHORTHAND_MASK) >> icr::SHORTHAND_SHIFT {
+        let to_self = match shorthand {
             icr::SHORTHAND_SELF | icr::SHORTHAND_ALL_INCLUDING_SELF => true,
             icr::SHORTHAND_ALL_EXCLUDING_SELF => false,
             _ if dest == u32::MAX => true,
             _ if v & icr::DEST_LOGICAL != 0 => dest >> 16 == ldr >> 16 && dest & ldr & 0xFFFF != 0,
             _ => dest == self.id,
         };
-        if to_self {
+        if to_self && nmi {
+            self.nmi = true;
+        } else if to_self {
             self.send_fixed((v & icr::VECTOR) as u8);
         }
     }
@@ -534,6 +558,9 @@ impl super::Machine {
                 self.apic.write_tsc_deadline(v, now, tsc);
             }
             _ => self.apic.write(index, v, now)?,
+        }
+        if self.apic.take_nmi() {
+            self.cpu.nmi_pending = true;
         }
         self.update_events();
         Ok(())

@@ -136,6 +136,11 @@ pub struct Cpu {
     /// The shadow comes from MOV SS / POP SS (blocking by MOV SS), not STI.
     pub movss_shadow: bool,
     pub halted: bool,
+    /// An NMI has been received and waits to be delivered (the processor latches one; more
+    /// NMIs arriving meanwhile are the same one).
+    pub nmi_pending: bool,
+    /// Blocking by NMI: an NMI was delivered and no IRET has run since (SDM 6.7.1).
+    pub nmi_blocked: bool,
 }
 
 /// MSRs that have no other home in the state.
@@ -194,6 +199,8 @@ impl Cpu {
             interrupt_shadow: false,
             movss_shadow: false,
             halted: false,
+            nmi_pending: false,
+            nmi_blocked: false,
         }
     }
 

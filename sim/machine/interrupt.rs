@@ -1,7 +1,14 @@
 //! Exception and interrupt delivery through the IVT (real mode) or the IDT (protected and
 //! IA-32e mode, with TSS stack switches and IST), and the double/triple-fault rules of SDM
-//! Table 6-5; the events the run loop takes between instructions (timers, external
+//! Table 6-5; the events the run loop takes between instructions (timers, NMIs, external
 //! interrupts from the local APIC) and HLT's wait for them.
+//!
+//! NMIs (SDM 6.7 and 6.7.1): one NMI is latched (`Cpu::nmi_pending`) and delivered through
+//! IDT vector 2 whatever RFLAGS.IF says, before any maskable interrupt. Delivery blocks
+//! further NMIs (`Cpu::nmi_blocked`) until the next IRET, which unblocks them even if it
+//! faults. An NMI waits for the end of a MOV SS shadow; the SDM lets a processor also hold
+//! NMIs on the boundary after an STI that set IF ("may be inhibited"), and this one does, as
+//! the processors that fail VM entries injecting an NMI under STI blocking do.
 
 use super::cpu::{seg_attr as sa, Mode, Segment, CS, RSP, SS};
 use super::{Fault, Machine, StopReason};
@@ -26,9 +33,20 @@ impl Machine {
     /// Delivers an exception raised by an instruction, applying the double-fault rules; a
     /// fault while delivering #DF stops the run with a triple-fault report.
     pub(crate) fn raise(&mut self, f: Fault) {
+        self.raise_during(f, None);
+    }
+
+    /// [`Machine::raise`] for a fault met while delivering an event that is not an
+    /// exception (an external interrupt, an NMI, an event injected by VM entry), given as
+    /// its IDT-vectoring information (and error code): if the fault exits, the exit reports
+    /// that event as being delivered (SDM 27.2.4).
+    pub(crate) fn raise_during(&mut self, f: Fault, during: Option<(u32, Option<u32>)>) {
+        // An IRET that unblocked NMIs and faulted: the exit information says so if the
+        // fault exits (VMX non-root operation).
+        let iret = std::mem::take(&mut self.vmx.iret_unblocked);
         if f.is_vm_exit() {
             // An EPT violation or misconfiguration in the middle of the instruction.
-            self.ept_exit(None);
+            self.ept_exit(None, iret);
             return;
         }
         *self.stats.exceptions.entry(f.vector).or_insert(0) += 1;
@@ -38,7 +56,11 @@ impl Machine {
         let mut cur = f;
         let mut prev: Option<Fault> = None;
         loop {
-            if self.vmx.non_root && self.vmx_exception_exit(cur, prev) {
+            let chain = match prev {
+                Some(p) => Some(super::vmx::exception_vectoring(p)),
+                None => during,
+            };
+            if self.vmx.non_root && self.vmx_exception_exit(cur, chain, iret && chain.is_none()) {
                 self.fault_chain.clear();
                 return;
             }
@@ -54,7 +76,7 @@ impl Machine {
                         // An EPT violation while delivering `cur`: exit with the state from
                         // before the delivery and `cur` as the IDT-vectoring information.
                         self.fault_chain.clear();
-                        self.ept_exit(Some(cur));
+                        self.ept_exit(Some(cur), false);
                         return;
                     }
                     self.fault_chain.push(next);
@@ -306,7 +328,7 @@ impl Machine {
     /// Called after anything it depends on changes.
     pub(crate) fn update_events(&mut self) {
         let mut t = self.vmx.deadline.min(self.apic.timer_at());
-        if self.apic.pending().is_some() || self.vmx_window_open() {
+        if self.apic.pending().is_some() || self.cpu.nmi_pending || self.vmx_window_open() {
             t = 0;
         }
         self.event_at = t;
@@ -335,8 +357,16 @@ impl Machine {
         if self.vmx.non_root {
             return self.vmx_take_event();
         }
-        // Maskable interrupts wait for RFLAGS.IF and the end of an STI / MOV SS shadow.
-        if self.cpu.interrupt_shadow || self.cpu.rflags_ctl & rflags::IF == 0 {
+        // Everything waits for the end of an STI / MOV SS shadow; an NMI comes before
+        // maskable interrupts, which wait for RFLAGS.IF.
+        if self.cpu.interrupt_shadow {
+            return false;
+        }
+        if self.cpu.nmi_pending && !self.cpu.nmi_blocked {
+            self.deliver_nmi();
+            return true;
+        }
+        if self.cpu.rflags_ctl & rflags::IF == 0 {
             return false;
         }
         match self.apic.acknowledge() {
@@ -358,12 +388,46 @@ impl Machine {
         let saved = self.cpu.clone();
         if let Err(f) = self.deliver(v, None, EventKind::External) {
             self.cpu = saved;
+            let info = u32::from(v) | (it::TYPE_EXT_INTR << it::TYPE_SHIFT) | it::VALID;
             if f.is_vm_exit() {
-                let info = u32::from(v) | (it::TYPE_EXT_INTR << it::TYPE_SHIFT) | it::VALID;
                 self.ept_pending_vectoring(info, None);
             }
-            self.raise(f);
+            self.raise_during(f, Some((info, None)));
         }
+    }
+
+    /// Delivers the pending NMI through IDT vector 2; RIP is the next instruction, and a HLT
+    /// ends. NMIs are blocked from the start of the delivery: a fault or VM exit on the way
+    /// leaves them blocked (SDM 27.1: an NMI that causes a VM exit indirectly blocks NMIs
+    /// before the exit). An EPT violation exits with the NMI as IDT-vectoring information.
+    pub(crate) fn deliver_nmi(&mut self) {
+        use crate::arch::vmx_ctrl::intr_info as it;
+        self.cpu.nmi_pending = false;
+        self.cpu.nmi_blocked = true;
+        *self.stats.exceptions.entry(vector::NMI).or_insert(0) += 1;
+        self.charge_class(super::cost::CostClass::ExceptionDelivery);
+        let saved = self.cpu.clone();
+        if let Err(f) = self.deliver(vector::NMI, None, EventKind::External) {
+            self.cpu = saved;
+            let info = u32::from(vector::NMI) | (it::TYPE_NMI << it::TYPE_SHIFT) | it::VALID;
+            if f.is_vm_exit() {
+                self.ept_pending_vectoring(info, None);
+            }
+            self.raise_during(f, Some((info, None)));
+        }
+    }
+
+    /// IRET's effect on NMI blocking, done before anything IRET does can fault (SDM 6.7.1:
+    /// IRET unblocks NMIs even if it faults). In VMX non-root operation the controls decide
+    /// (SDM 25.3): with "NMI exiting" IRET leaves blocking by NMI alone and, with "virtual
+    /// NMIs", removes virtual-NMI blocking instead. Returns whether it unblocked something
+    /// (what bit 12 of the exit information reports if IRET then causes a VM exit).
+    pub(crate) fn iret_unblocks_nmis(&mut self) -> bool {
+        let was = if self.vmx.non_root { self.vmx_iret_nmi() } else { std::mem::take(&mut self.cpu.nmi_blocked) };
+        if was {
+            self.update_events();
+        }
+        was
     }
 
     /// Whether an interrupt arriving now could end a HLT: RFLAGS.IF is set, or in VMX

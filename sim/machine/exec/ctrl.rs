@@ -343,6 +343,16 @@ fn task_return(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
 }
 
 pub fn iret(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
+    // NMIs are unblocked first: even an IRET that faults unblocks them (SDM 6.7.1).
+    let unblocked = m.iret_unblocks_nmis();
+    let r = iret_return(m, d);
+    if r.is_err() && m.vmx.non_root {
+        m.vmx.iret_unblocked = unblocked;
+    }
+    r
+}
+
+fn iret_return(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     let size = far_ret_size(d.ins.code());
     let ip = m.peek(size, 0)? & size_mask(size);
     let sel = m.peek(size, u64::from(size))? as u16;

@@ -8,7 +8,8 @@
 //!
 //! Design. The run loop's event check (`interrupt.rs`) hands non-root instruction
 //! boundaries to [`Machine::vmx_take_event`], which applies the SDM's priorities: the
-//! preemption timer (checked before), then an interrupt-window exit or the delivery of a
+//! preemption timer (checked before), NMI-window exits and NMIs (`nmi.rs`), then an
+//! interrupt-window exit or the delivery of a
 //! recognized virtual interrupt (the same priority; recognition needs the window control
 //! clear), then an external interrupt (a VM exit when "external-interrupt exiting" is 1,
 //! else delivered through the guest's IDT). A pending virtual interrupt is recognized only
@@ -33,7 +34,8 @@ impl Machine {
     /// virtual interrupt: the run loop then checks every instruction boundary (see
     /// [`Machine::update_events`]).
     pub(crate) fn vmx_window_open(&self) -> bool {
-        self.vmx.non_root && (self.vmx.vintr || self.proc1() & p1::CPU_BASED_INTR_WINDOW_EXITING != 0)
+        self.vmx.non_root
+            && (self.vmx.vintr || self.proc1() & p1::CPU_BASED_INTR_WINDOW_EXITING != 0 || self.vmx_nmi_window_open())
     }
 
     /// Whether an external interrupt exits (pin-based "external-interrupt exiting").
@@ -42,13 +44,17 @@ impl Machine {
     }
 
     /// The events of a non-root instruction boundary, after the preemption timer: an
-    /// interrupt-window exit, then an external interrupt (an exit, or delivery through the
-    /// guest's IDT). Returns whether one was taken.
+    /// NMI-window exit and an NMI (`nmi.rs`), an interrupt-window exit, then an external
+    /// interrupt (an exit, or delivery through the guest's IDT). Returns whether one was
+    /// taken.
     pub(crate) fn vmx_take_event(&mut self) -> bool {
         // Blocking by STI and MOV SS applies to all of them; RFLAGS.IF does not block
         // external interrupts that exit.
         if self.cpu.interrupt_shadow {
             return false;
+        }
+        if self.vmx_take_nmi() {
+            return true;
         }
         let if_set = self.cpu.rflags_ctl & rflags::IF != 0;
         if if_set && self.proc1() & p1::CPU_BASED_INTR_WINDOW_EXITING != 0 {

@@ -479,6 +479,9 @@ impl Machine {
         }
         if inject && ty == it::TYPE_NMI {
             ok(!movss)?;
+            // With virtual NMIs, an NMI cannot be injected under virtual-NMI blocking.
+            let vnmi = g(f::PIN_BASED_VM_EXEC_CONTROL) as u32 & pin::PIN_BASED_VIRTUAL_NMIS != 0;
+            ok(!(vnmi && intr & ib::GUEST_INTR_STATE_NMI != 0))?;
         }
         ok(intr & ib::GUEST_INTR_STATE_SMI == 0)?;
         if inject && act == activity::GUEST_ACTIVITY_HLT {
@@ -613,6 +616,7 @@ impl Machine {
         c.movss_shadow = vals[17] & u64::from(ib::GUEST_INTR_STATE_MOV_SS) != 0;
         c.halted = vals[18] as u32 == activity::GUEST_ACTIVITY_HLT;
         c.update_mode();
+        self.load_nmi_blocking(vals[17] as u32);
         self.tlb_vm_entry();
     }
 
@@ -655,6 +659,9 @@ impl Machine {
         }
         self.cpu.halted = false;
         self.cpu.interrupt_shadow = false;
+        if it::interruption_type(info) == it::TYPE_NMI {
+            self.inject_nmi_blocking();
+        }
         let saved = self.cpu.clone();
         if let Err(fault) = self.deliver(vec, err, kind) {
             // A fault while delivering the injected event is handled like one raised by
@@ -669,7 +676,12 @@ impl Machine {
                 }
                 self.ept_pending_vectoring(info & !it::ENTRY_RESERVED_MASK, err);
             }
-            self.raise(fault);
+            // An exception exit reports the injected event as IDT-vectoring information
+            // (software events would need the instruction length: not reported here).
+            let soft =
+                matches!(kind, EventKind::Software | EventKind::SoftwareException | EventKind::PrivilegedSoftware);
+            let during = if soft { None } else { Some((info & !it::ENTRY_RESERVED_MASK, err)) };
+            self.raise_during(fault, during);
         }
     }
 }

@@ -263,8 +263,8 @@ impl Machine {
     /// the interrupted instruction). `vectoring` is the exception whose delivery was
     /// interrupted, if any.
     #[cold]
-    pub(crate) fn ept_exit(&mut self, vectoring: Option<Fault>) {
-        let Some(p) = self.vmx.ept_pending.take() else { return };
+    pub(crate) fn ept_exit(&mut self, vectoring: Option<Fault>, iret_unblocked: bool) {
+        let Some(mut p) = self.vmx.ept_pending.take() else { return };
         if !self.vmx.non_root {
             return;
         }
@@ -281,6 +281,12 @@ impl Machine {
                 (info, c.error())
             })
         });
+        // Bit 12 of an EPT-violation or PML-full qualification: IRET unblocked NMIs (or
+        // virtual NMIs) before this access of its own; undefined (0 here) with
+        // IDT-vectoring information.
+        if iret_unblocked && vect.is_none() && matches!(p.reason, r::EPT_VIOLATION | r::PML_FULL) {
+            p.qualification |= exit_qual::ept::NMI_UNBLOCKING;
+        }
         let (info, err) = vect.unwrap_or((0, None));
         if let Some(e) = err {
             self.vmx.set(f::IDT_VECTORING_ERROR_CODE, u64::from(e));

@@ -136,6 +136,7 @@ impl Machine {
     }
 
     fn save_guest_state(&mut self) {
+        let nmi = self.nmi_blocking_to_save();
         let c = self.cpu.clone();
         let v = &mut self.vmx;
         v.set(f::GUEST_CR0, c.cr0);
@@ -165,7 +166,7 @@ impl Machine {
         v.set(f::GUEST_SYSENTER_ESP, c.msr.sysenter_esp);
         v.set(f::GUEST_SYSENTER_EIP, c.msr.sysenter_eip);
         // Blocking by STI / MOV SS: the shadow lasts for the one instruction after them.
-        let mut intr = v.get(f::GUEST_INTERRUPTIBILITY_INFO) as u32 & ib::GUEST_INTR_STATE_NMI;
+        let mut intr = nmi;
         if c.movss_shadow {
             intr |= ib::GUEST_INTR_STATE_MOV_SS;
         } else if c.interrupt_shadow {
@@ -310,9 +311,16 @@ impl Machine {
 
     /// Exits for the exception `f` if the exception bitmap (and, for #PF, the error-code
     /// mask and match) says so. Returns whether it exited. `self.cpu.rip` is the faulting
-    /// instruction; `chain` is the event being delivered when `f` occurred, if any.
+    /// instruction; `chain` is the IDT-vectoring information (and error code) of the event
+    /// being delivered when `f` occurred, if any; `iret_unblocked` says the fault is an
+    /// IRET's that unblocked NMIs (bit 12).
     #[cold]
-    pub(crate) fn vmx_exception_exit(&mut self, fault: Fault, chain: Option<Fault>) -> bool {
+    pub(crate) fn vmx_exception_exit(
+        &mut self,
+        fault: Fault,
+        chain: Option<(u32, Option<u32>)>,
+        iret_unblocked: bool,
+    ) -> bool {
         let v = fault.vector;
         let bitmap = self.vmcs(f::EXCEPTION_BITMAP) as u32;
         let mut hit = bitmap >> v & 1 != 0;
@@ -333,16 +341,17 @@ impl Machine {
             0
         };
         let mut info = u32::from(v) | (intr_info::TYPE_HARD_EXCEPTION << intr_info::TYPE_SHIFT) | intr_info::VALID;
+        // Bit 12 is undefined with IDT-vectoring information and for #DF; 0 there.
+        if iret_unblocked && chain.is_none() && v != vector::DF {
+            info |= intr_info::NMI_UNBLOCKING;
+        }
         if let Some(e) = fault.error() {
             info |= intr_info::DELIVER_CODE;
             self.vmx.set(f::VM_EXIT_INTR_ERROR_CODE, u64::from(e));
         }
         self.vmx.set(f::VM_EXIT_INTR_INFO, u64::from(info));
-        let idt = chain.map_or(0, |c| {
-            let mut i =
-                u32::from(c.vector) | (intr_info::TYPE_HARD_EXCEPTION << intr_info::TYPE_SHIFT) | intr_info::VALID;
-            if let Some(e) = c.error() {
-                i |= intr_info::DELIVER_CODE;
+        let idt = chain.map_or(0, |(i, err)| {
+            if let Some(e) = err {
                 self.vmx.set(f::IDT_VECTORING_ERROR_CODE, u64::from(e));
             }
             i
@@ -636,6 +645,15 @@ impl Machine {
         }
         Ok(false)
     }
+}
+
+/// The IDT-vectoring information (and error code) of an exception being delivered.
+pub(crate) fn exception_vectoring(c: Fault) -> (u32, Option<u32>) {
+    let mut i = u32::from(c.vector) | (intr_info::TYPE_HARD_EXCEPTION << intr_info::TYPE_SHIFT) | intr_info::VALID;
+    if c.error().is_some() {
+        i |= intr_info::DELIVER_CODE;
+    }
+    (i, c.error())
 }
 
 fn save_seg(v: &mut super::Vmx, s: &Segment, sel: u32, base: u32, lim: u32, ar: u32) {

@@ -15,8 +15,9 @@
 //! guest-state loading and event injection), `exit.rs` VM exits (saving guest state, loading
 //! host state) and every intercept decision the interpreter's handlers ask for; `apicv.rs`
 //! interrupts in non-root operation (external-interrupt and interrupt-window exits, the
-//! TPR shadow, APIC virtualization and virtual-interrupt delivery), `vmfunc.rs` VMFUNC with
-//! EPTP switching (`ept.rs` EPT, `vpid.rs` VPIDs and the TLB contexts). A handler in
+//! TPR shadow, APIC virtualization and virtual-interrupt delivery); `nmi.rs` NMIs in
+//! non-root operation (NMI exiting, virtual NMIs, NMI-window exiting); `vmfunc.rs` VMFUNC
+//! with EPTP switching (`ept.rs` EPT, `vpid.rs` VPIDs and the TLB contexts). A handler in
 //! VMX non-root operation that must exit calls [`Machine::vm_exit`] (which leaves RIP at the
 //! host RIP) and returns `Ok(())`; every instruction that can exit ends its decoded block,
 //! so the run loop picks up the new RIP. The fast path of an intercepted handler is one
@@ -28,12 +29,11 @@
 //! model's value with the allowed-1 bits of unimplemented features cleared (and VMCS fields
 //! that exist only for those features give VM-instruction error 12). Cleared:
 //!
-//! - pin-based: virtual NMIs (5) and process posted interrupts (7): no NMI sources are
-//!   modeled, so NMI blocking would be untested, and posted-interrupt processing is not
-//!   implemented (`apicv.rs`);
-//! - primary processor-based: NMI-window exiting (22) and monitor trap flag (27);
-//!   activate tertiary controls (17). Interrupt-window exiting (2) and use TPR shadow (21)
-//!   are offered (`apicv.rs`);
+//! - pin-based: process posted interrupts (7): posted-interrupt processing is not
+//!   implemented (`apicv.rs`). NMI exiting (3) and virtual NMIs (5) are offered (`nmi.rs`);
+//! - primary processor-based: monitor trap flag (27) and activate tertiary controls (17).
+//!   Interrupt-window exiting (2) and use TPR shadow (21) are offered (`apicv.rs`), and
+//!   NMI-window exiting (22) (`nmi.rs`);
 //! - secondary: everything except enable EPT (1, see `ept.rs`), enable RDTSCP (3), enable
 //!   VPID (5, see `vpid.rs`), WBINVD exiting (6), enable INVPCID (12), and where the model
 //!   has them, VMCS shadowing (14), enable PML (17, see `ept.rs`), enable VM functions (13,
@@ -67,7 +67,9 @@ mod apicv;
 mod entry;
 pub(crate) mod ept;
 mod exit;
+pub(crate) use exit::exception_vectoring;
 pub(crate) mod instr;
+mod nmi;
 pub(crate) mod vmfunc;
 pub(crate) mod vpid;
 
@@ -168,7 +170,9 @@ impl Caps {
         let pin_ok = pin::DEFAULT1
             | pin::PIN_BASED_EXT_INTR_MASK
             | pin::PIN_BASED_NMI_EXITING
-            | pin::PIN_BASED_VMX_PREEMPTION_TIMER;
+            | pin::PIN_BASED_VMX_PREEMPTION_TIMER
+            // nmi.rs
+            | pin::PIN_BASED_VIRTUAL_NMIS;
         let p1_ok = p1::DEFAULT1
             | p1::CPU_BASED_USE_TSC_OFFSETTING
             | p1::CPU_BASED_HLT_EXITING
@@ -189,7 +193,9 @@ impl Caps {
             | p1::CPU_BASED_ACTIVATE_SECONDARY_CONTROLS
             // apicv.rs
             | p1::CPU_BASED_INTR_WINDOW_EXITING
-            | p1::CPU_BASED_TPR_SHADOW;
+            | p1::CPU_BASED_TPR_SHADOW
+            // nmi.rs
+            | p1::CPU_BASED_NMI_WINDOW_EXITING;
         let p2_ok = proc2::SECONDARY_EXEC_ENABLE_RDTSCP
             | proc2::SECONDARY_EXEC_WBINVD_EXITING
             | proc2::SECONDARY_EXEC_ENABLE_INVPCID
@@ -386,6 +392,12 @@ pub struct Vmx {
     pub(crate) ept_pending: Option<ept::PendingExit>,
     /// A pending virtual interrupt is recognized (apicv.rs).
     pub(crate) vintr: bool,
+    /// Virtual-NMI blocking of the current guest (nmi.rs; meaningful with "virtual NMIs").
+    pub(crate) vnmi_blocked: bool,
+    /// The instruction that just faulted was an IRET that unblocked NMIs (or virtual NMIs):
+    /// bit 12 of the exit information if the fault exits (nmi.rs). Set by IRET, taken by
+    /// `raise`.
+    pub(crate) iret_unblocked: bool,
     observer: Option<VmxObserver>,
 }
 
@@ -416,6 +428,8 @@ impl Vmx {
             eptp: 0,
             ept_pending: None,
             vintr: false,
+            vnmi_blocked: false,
+            iret_unblocked: false,
             observer: None,
         }
     }
