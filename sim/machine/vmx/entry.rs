@@ -28,8 +28,9 @@ enum EntryError {
 
 /// Whether the entry checks other than `check_guest_volatile` may read field `i` (position
 /// in `VMCS_FIELDS`): a change of value must then run them all again. Not inputs: the
-/// exit-information fields, and guest-state and control fields no check looks at (a unit
-/// test records the fields the checks read and holds this list to it).
+/// exit-information fields, and guest-state and control fields no check looks at
+/// (`tests/vmx_guest_rules.rs` gives those any value and still enters, and breaks every rule
+/// after a passed entry to show the memo never hides a failure).
 pub(super) fn is_check_input(i: usize) -> bool {
     static TABLE: std::sync::OnceLock<Box<[bool]>> = std::sync::OnceLock::new();
     TABLE.get_or_init(|| {
