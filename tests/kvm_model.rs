@@ -144,7 +144,7 @@ fn three_kvms_multiply_the_exits_of_every_level() {
 
 /// The KVM Forum 2017 setting (calibration C1, C3): the exits emerge exactly; the ratio is
 /// what the broadwell model was calibrated to (its vmread/vmwrite prices, fitted to C1), so
-/// this guards the fit; and the L0 profile's two leaders are C4's.
+/// this guards the fit (C1's 25x within 15%).
 #[test]
 fn headline_kvm_on_kvm_cpuid() {
     let l1 = run("cpuid-l1", &[]);
@@ -158,12 +158,36 @@ fn headline_kvm_on_kvm_cpuid() {
     assert_eq!(a, want);
     let ratio = l2.cycles_per_iteration / l1.cycles_per_iteration;
     assert!((21.25..=28.75).contains(&ratio), "L2/L1 = {ratio:.1}");
-    let mut l0: Vec<_> = l2.profile.iter().filter(|p| p.level == 0).collect();
-    l0.sort_by_key(|p| std::cmp::Reverse(p.cycles));
-    // C4's two leaders lead here too (in the other order: see README, "Where the time goes").
-    let mut top: Vec<&str> = l0[..2].iter().map(|p| p.symbol.as_str()).collect();
-    top.sort_unstable();
-    assert_eq!(top, ["nested_vmx_disable_intercept_for_msr", "nested_vmx_run"]);
+}
+
+/// L0's cycles per L2 CPUID by symbol: the difference between two runs that differ only in
+/// the number of measured iterations, so boot and warm-up cancel out (what `perf` on the
+/// running loop sees).
+fn l0_profile_per_iteration(scenario: &str, sets: &[&str]) -> Vec<(String, f64)> {
+    let (few, many) = (100u64, 300u64);
+    let profile = |n: u64| -> BTreeMap<String, u64> {
+        let it = format!("iterations={n}");
+        let mut all = vec![it.as_str()];
+        all.extend_from_slice(sets);
+        run(scenario, &all).profile.into_iter().filter(|p| p.level == 0).map(|p| (p.symbol, p.cycles)).collect()
+    };
+    let (a, b) = (profile(few), profile(many));
+    let mut rows: Vec<(String, f64)> = b
+        .iter()
+        .map(|(s, c)| (s.clone(), (*c as f64 - *a.get(s).unwrap_or(&0) as f64) / (many - few) as f64))
+        .collect();
+    rows.sort_by(|x, y| y.1.total_cmp(&x.1));
+    rows
+}
+
+/// Calibration C4: perf on L0 during the L2 CPUID loop shows
+/// nested_vmx_disable_intercept_for_msr first, then nested_vmx_run, then vmx_vcpu_run. Not
+/// fitted: the broadwell prices were fitted to C1 only, so this fails if the order flips.
+#[test]
+fn l0_profile_of_the_nested_cpuid_loop_is_in_c4_order() {
+    let rows = l0_profile_per_iteration("cpuid-l2", &[]);
+    let top: Vec<&str> = rows[..3].iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(top, ["nested_vmx_disable_intercept_for_msr", "nested_vmx_run", "vmx_vcpu_run"], "{:?}", &rows[..6]);
 }
 
 fn per_iteration(r: &RunReport, level: u32, reason: &str) -> f64 {

@@ -82,13 +82,137 @@ mod v {
     pub const N_RUN_PENDING: u64 = 0x230;
     /// Root of the shadow EPT02 in use.
     pub const N_EPT02_FOR: u64 = 0x240;
-    pub const N_L2_TIMER_DEADLINE: u64 = 0x248;
     pub const N_DIRTY_VMCS12: u64 = 0x250;
     /// Emulated VMX capability MSRs for the guest, 0x480..=0x491.
     pub const NESTED_CAPS: u64 = 0x300;
     /// CPUID table for the guest: count, then 32-byte entries.
     pub const CPUID_COUNT: u64 = 0x3F8;
     pub const CPUID: u64 = 0x400;
+
+    // ---- host-state switching (vmx_save_host_state / __vmx_load_host_state) ----
+    /// vmx->host_state.loaded: the host's segment and KERNEL_GS_BASE state is the guest's.
+    pub const HOST_STATE_LOADED: u64 = 0x700;
+    pub const HOST_KERNEL_GS_BASE: u64 = 0x708;
+    pub const GUEST_KERNEL_GS_BASE: u64 = 0x710;
+    pub const HOST_LDT_SEL: u64 = 0x718;
+    pub const HOST_FS_SEL: u64 = 0x720;
+    pub const HOST_GS_SEL: u64 = 0x728;
+    pub const HOST_DS_SEL: u64 = 0x730;
+    pub const HOST_ES_SEL: u64 = 0x738;
+    pub const FS_RELOAD_NEEDED: u64 = 0x740;
+    pub const GS_LDT_RELOAD_NEEDED: u64 = 0x748;
+    pub const STAT_HOST_STATE_RELOAD: u64 = 0x750;
+    /// The per-CPU __tss_limit_invalid flag and the thread's TIF flags.
+    pub const TSS_LIMIT_INVALID: u64 = 0x758;
+    pub const THREAD_FLAGS: u64 = 0x760;
+    /// per_cpu(current_vmcs): vmcs_load skips the VMPTRLD of the current VMCS.
+    pub const CPU_CURRENT_VMCS: u64 = 0x768;
+    /// vmx->loaded_vmcs (the VMCS region address) and loaded_vmcs->cpu of vmcs01 / vmcs02
+    /// (-1: not loaded on this CPU since its last VMCLEAR).
+    pub const LOADED_VMCS: u64 = 0x770;
+    pub const VMCS01_CPU: u64 = 0x778;
+    pub const VMCS02_CPU: u64 = 0x780;
+    pub const PREEMPT_COUNT: u64 = 0x788;
+    /// vmx->save_nmsrs, then the guest_msrs array (index into VMX_MSR_INDEX, data, mask: 24
+    /// bytes each), then the shared (user-return) MSRs' current values.
+    pub const SAVE_NMSRS: u64 = 0x790;
+    pub const GUEST_MSRS: u64 = 0x798;
+    pub const NMSRS: u64 = 0x828;
+    pub const SHARED_MSR_CURR: u64 = 0x830;
+    /// host_efer, read once at hardware set-up.
+    pub const HOST_EFER: u64 = 0x860;
+    /// vmcs_config.cpu_based_exec_ctrl (what cpu_has_vmx_msr_bitmap() tests).
+    pub const VMCS_CONFIG_CPU_BASED: u64 = 0x868;
+    pub const ASSIGNED_DEVICES: u64 = 0x870;
+    pub const HAS_TSC_CONTROL: u64 = 0x878;
+    /// vcpu->requests (bit numbers in `req`).
+    pub const REQUESTS: u64 = 0x880;
+
+    // ---- vcpu->arch state the register helpers keep ----
+    pub const ARCH_CR3: u64 = 0x888;
+    pub const ARCH_EFER: u64 = 0x890;
+    pub const CR0_GUEST_OWNED: u64 = 0x898;
+    pub const CR4_GUEST_OWNED: u64 = 0x8A0;
+    pub const RFLAGS_CACHE: u64 = 0x8A8;
+    pub const EMULATION_REQUIRED: u64 = 0x8B0;
+    pub const VM_ENTRY_CTLS_SHADOW: u64 = 0x8B8;
+    pub const VM_EXIT_CTLS_SHADOW: u64 = 0x8C0;
+    pub const ARCH_DR7: u64 = 0x8C8;
+    pub const SWITCH_DB_REGS: u64 = 0x8D0;
+    pub const SEGMENT_CACHE: u64 = 0x8D8;
+    pub const NMI_KNOWN_UNMASKED: u64 = 0x8E0;
+    /// The per-CPU cr4 shadow (cr4_read_shadow()).
+    pub const CR4_SHADOW: u64 = 0x8E8;
+    /// loaded_vmcs->vmcs_host_cr3 / vmcs_host_cr4.
+    pub const VMCS_HOST_CR3: u64 = 0x8F0;
+    pub const VMCS_HOST_CR4: u64 = 0x8F8;
+    /// A scratch kvm_segment for vmx_set_segment (struct layout in `vcpu.rs`).
+    pub const SEG_SCRATCH: u64 = 0x900;
+    pub const HOST_IDT_BASE: u64 = 0x920;
+    pub const SIDT_SCRATCH: u64 = 0x928;
+
+    // ---- MMU (mmu.c) ----
+    /// vcpu->arch.mmu.root_hpa (-1: INVALID_PAGE).
+    pub const MMU_ROOT_HPA: u64 = 0x940;
+    /// vcpu->arch.walk_mmu == &nested_mmu (the nested guest's EPT is being shadowed).
+    pub const WALK_MMU_NESTED: u64 = 0x948;
+    pub const MMU_LOCK: u64 = 0x950;
+    pub const MMU_PAGES_USED: u64 = 0x958;
+    pub const MMU_PAGES_MAX: u64 = 0x960;
+    /// The three mmu_memory_caches' object counts.
+    pub const MMU_CACHE_NOBJS: u64 = 0x968;
+    /// Shadow-page headers of the roots: sp->root_count of EPT01's root, then of each EPT02
+    /// root; sp->unsync / unsync_children words follow each.
+    pub const SP_EPT01: u64 = 0x980;
+    pub const SP_EPT02: u64 = 0x9A0;
+    /// struct kvm_mmu vcpu->arch.mmu and vcpu->arch.nested_mmu (layout in `kernel.rs`).
+    pub const KVM_MMU: u64 = 0xA00;
+    pub const NESTED_MMU: u64 = 0xB80;
+
+    // ---- pages pinned for vmcs02 (kvm_main.c) ----
+    pub const N_VIRTUAL_APIC_PAGE: u64 = 0xD00;
+    pub const N_PI_DESC_PAGE: u64 = 0xD08;
+    /// The memslot array (kvm->memslots): lru index, count, then slots (layout in `kernel.rs`).
+    pub const MEMSLOT_LRU: u64 = 0xD10;
+    pub const MEMSLOT_COUNT: u64 = 0xD18;
+    pub const MEMSLOTS: u64 = 0xD20;
+    /// current->mm->pgd, the page tables get_user_pages walks.
+    pub const MM_PGD: u64 = 0xD80;
+    pub const MAX_PFN: u64 = 0xD88;
+    pub const VIRTUAL_TSC_KHZ: u64 = 0xD90;
+
+    // ---- hrtimer (kernel/time) ----
+    pub const HRTIMER_CPU_BASE: u64 = 0xE00;
+    pub const TICK_TIMER: u64 = 0xE80;
+    /// vmx->nested.preemption_timer.
+    pub const PREEMPTION_TIMER: u64 = 0xEC0;
+    pub const TIMEKEEPER: u64 = 0xF00;
+    /// crash_vmclear_enabled_bitmap and this CPU's loaded_vmcss_on_cpu list head.
+    pub const CRASH_VMCLEAR_MASK: u64 = 0xF40;
+    pub const LOADED_VMCSS_LIST: u64 = 0xF48;
+}
+
+/// Shadow EPT roots kept (one per guest EPTP in use).
+const EPT02_ROOTS: u64 = 4;
+const EPT02_SLICE: u64 = (L::EPT02_POOL_END - L::EPT02_POOL) / EPT02_ROOTS;
+/// vCPU slots of the shadow-EPT cache and the INVEPT/INVVPID descriptor.
+const N_EPT02_TAGS: u64 = 0x1A0;
+const N_EPT02_NEXTS: u64 = 0x180;
+const N_EPT02_VICTIM: u64 = 0x178;
+const N_EPT02_END: u64 = 0x170;
+const N_EPT02_CUR: u64 = 0x168;
+const N_LAST_VPID: u64 = 0x1C0;
+const N_DESC: u64 = 0x270;
+
+/// Bits of `v::REQUESTS` (KVM_REQ_*).
+mod req {
+    pub const TLB_FLUSH: u32 = 0;
+}
+
+/// Bits of `v::REGS_STATE` beyond RIP/RSP: vcpu->arch.regs_avail for RFLAGS and CR3.
+mod regs {
+    pub const RFLAGS_AVAIL: i32 = 1 << 4;
+    pub const CR3_AVAIL: i32 = 1 << 5;
 }
 
 /// Bits of `v::FEAT`.
@@ -253,6 +377,8 @@ pub fn build(p: &HvParams, guest_size: u64) -> Result<Program, IcedError> {
     run::emit(&mut b, p)?;
     handlers::emit(&mut b, p, guest_size)?;
     nested::emit(&mut b, p, guest_size)?;
+    vcpu::emit(&mut b, p)?;
+    kernel::emit(&mut b, p)?;
     data::emit(&mut b, p)?;
     let mut prog = b.assemble(&p.name)?;
     data::patch_descriptors(&mut prog);
@@ -262,5 +388,7 @@ pub fn build(p: &HvParams, guest_size: u64) -> Result<Program, IcedError> {
 mod data;
 mod handlers;
 mod init;
+mod kernel;
 mod nested;
 mod run;
+mod vcpu;

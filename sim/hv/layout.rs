@@ -44,6 +44,9 @@ pub mod hv {
     pub const STACK_TOP: u64 = 0x32_0000;
     /// EPT paging structures for the guest (EPT01): PML4, PDPT, then page directories.
     pub const EPT01: u64 = 0x32_0000;
+    /// struct page array of this level's physical memory (the kernel's vmemmap), 32 bytes
+    /// per 4-KiB frame: what get_user_pages takes references on.
+    pub const VMEMMAP: u64 = 0x33_0000;
     /// Pool of pages for the shadow EPT of nested guests (EPT02).
     pub const EPT02_POOL: u64 = 0x40_0000;
     pub const EPT02_POOL_END: u64 = 0xF0_0000;

@@ -43,7 +43,7 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams) -> R {
     let list = |v: &[u32]| v.iter().flat_map(|e| e.to_le_bytes()).collect::<Vec<u8>>();
     b.data("shadow_read_write_fields", &list(&p.shadow_read_write))?;
     b.data("shadow_read_only_fields", &list(&p.shadow_read_only))?;
-    Ok(())
+    super::vcpu::emit_data(b)
 }
 
 /// Fills in the GDT's TSS descriptor and the GDTR image once addresses are known.

@@ -422,7 +422,13 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, _guest_size: u64) -> R 
             msr_case(a, msr, done, |a| a.mov(vc(slot), rax))?;
         }
         for &(msr, field) in VMCS_MSRS {
-            msr_case(a, msr, done, |a| vmwrite(a, field, rax))?;
+            msr_case(a, msr, done, |a| {
+                if msr == m::IA32_EFER {
+                    // kvm_set_efer: vcpu->arch.efer too.
+                    a.mov(vc(v::ARCH_EFER), rax)?;
+                }
+                vmwrite(a, field, rax)
+            })?;
         }
         // IA32_APIC_BASE: switching to x2APIC mode turns on "virtualize x2APIC mode".
         let mut no = a.create_label();

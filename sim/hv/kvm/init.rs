@@ -32,6 +32,14 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         a.xor(edx, edx)?;
         a.xsetbv()?;
         a.mov(vc(v::HOST_XCR0), 7u32 as i32)?;
+        // syscall_init: EFER.SCE; KVM reads the host's EFER once (host_efer).
+        a.mov(ecx, m::IA32_EFER)?;
+        a.rdmsr()?;
+        a.or(eax, 1)?;
+        a.wrmsr()?;
+        a.shl(rdx, 32)?;
+        a.or(rax, rdx)?;
+        a.mov(vc(v::HOST_EFER), rax)?;
         a.call(setup)?;
         a.call(caps)?;
         a.call(enable)?;
@@ -201,6 +209,7 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         a.jbe(fail)?;
         a.mov(rax, L::VCPU + v::LAUNCHED01)?;
         a.mov(vc(v::LAUNCHED_PTR), rax)?;
+        init_vcpu_state(a, guest_size)?;
         a.mov(qword_ptr(L::VCPU + v::HV_DEADLINE), -1)?;
         a.mov(qword_ptr(L::VCPU + v::N_CURRENT_PTR), -1)?;
         for i in 0..4u64 {
@@ -241,6 +250,7 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
                 | p1::CPU_BASED_USE_TSC_OFFSETTING
                 | p1::CPU_BASED_ACTIVATE_SECONDARY_CONTROLS,
         )?;
+        a.mov(vc(v::VMCS_CONFIG_CPU_BASED), rax)?;
         // TPR shadow with APICv (KVM turns CR8 exiting off with it).
         let mut no_apicv = a.create_label();
         a.test(qword_ptr(L::VCPU + v::FEAT), feat::APICV as i32)?;
@@ -287,12 +297,14 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
                 | ex::VM_EXIT_SAVE_IA32_PAT
                 | ex::VM_EXIT_LOAD_IA32_PAT,
         )?;
+        a.mov(vc(v::VM_EXIT_CTLS_SHADOW), rax)?;
         ctl(
             a,
             f::VM_ENTRY_CONTROLS,
             vm::IA32_VMX_TRUE_ENTRY_CTLS,
             en::VM_ENTRY_IA32E_MODE | en::VM_ENTRY_LOAD_IA32_EFER | en::VM_ENTRY_LOAD_IA32_PAT,
         )?;
+        a.mov(vc(v::VM_ENTRY_CTLS_SHADOW), rax)?;
         vmwrite_imm(a, f::MSR_BITMAP, L::MSR_BITMAP_LEGACY)?;
         vmwrite_imm(a, f::VMCS_LINK_POINTER, u64::MAX)?;
         vmwrite_imm(a, f::EXCEPTION_BITMAP, (1 << 6) | (1 << 18) | (1 << 8))?;
@@ -334,6 +346,31 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         a.mov(vc(v::TSC_OFFSET), rax)?;
         vmwrite(a, f::TSC_OFFSET, rax)?;
         a.call(host)?;
+        // vmcs01's per-CPU host state (vmx_vcpu_load's first load), FS/GS (vmx_vcpu_setup;
+        // vmx_save_host_state rewrites them before the first entry) and EFER (setup_msrs).
+        let tss = b.label("tss");
+        let gdt = b.label("gdt");
+        let a = &mut b.asm;
+        a.lea(rax, ptr(tss))?;
+        vmwrite(a, f::HOST_TR_BASE, rax)?;
+        a.lea(rax, ptr(gdt))?;
+        vmwrite(a, f::HOST_GDTR_BASE, rax)?;
+        for (msr, field) in [
+            (m::IA32_SYSENTER_ESP, f::HOST_IA32_SYSENTER_ESP),
+            (m::IA32_FS_BASE, f::HOST_FS_BASE),
+            (m::IA32_GS_BASE, f::HOST_GS_BASE),
+        ] {
+            a.mov(ecx, msr)?;
+            a.rdmsr()?;
+            a.shl(rdx, 32)?;
+            a.or(rax, rdx)?;
+            vmwrite(a, field, rax)?;
+        }
+        for e in [f::HOST_FS_SELECTOR, f::HOST_GS_SELECTOR] {
+            vmwrite_imm(a, e, 0)?;
+        }
+        a.mov(rax, vc(v::HOST_EFER))?;
+        vmwrite(a, f::HOST_IA32_EFER, rax)?;
         a.ret()
     })?;
 
@@ -344,44 +381,6 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         a.rdmsr()?;
         a.or(eax, edi)?;
         a.and(eax, edx)?;
-        a.ret()
-    })?;
-
-    // vmx_set_constant_host_state: host state of the loaded VMCS.
-    b.func("vmx_set_constant_host_state", |b| {
-        let tss = b.label("tss");
-        let gdt = b.label("gdt");
-        let ret = b.label("vmx_return");
-        let a = &mut b.asm;
-        a.mov(rax, cr0)?;
-        vmwrite(a, f::HOST_CR0, rax)?;
-        a.mov(rax, cr3)?;
-        vmwrite(a, f::HOST_CR3, rax)?;
-        a.mov(rax, cr4)?;
-        vmwrite(a, f::HOST_CR4, rax)?;
-        vmwrite_imm(a, f::HOST_CS_SELECTOR, u64::from(crate::loader::elf::CODE64_SEL))?;
-        for e in [f::HOST_DS_SELECTOR, f::HOST_ES_SELECTOR, f::HOST_SS_SELECTOR] {
-            vmwrite_imm(a, e, u64::from(crate::loader::elf::DATA_SEL))?;
-        }
-        for e in [f::HOST_FS_SELECTOR, f::HOST_GS_SELECTOR, f::HOST_FS_BASE, f::HOST_GS_BASE, f::HOST_IDTR_BASE] {
-            vmwrite_imm(a, e, 0)?;
-        }
-        vmwrite_imm(a, f::HOST_TR_SELECTOR, 0x18)?;
-        a.lea(rax, ptr(tss))?;
-        vmwrite(a, f::HOST_TR_BASE, rax)?;
-        a.lea(rax, ptr(gdt))?;
-        vmwrite(a, f::HOST_GDTR_BASE, rax)?;
-        a.lea(rax, ptr(ret))?;
-        vmwrite(a, f::HOST_RIP, rax)?;
-        for e in [f::HOST_IA32_SYSENTER_CS, f::HOST_IA32_SYSENTER_ESP, f::HOST_IA32_SYSENTER_EIP] {
-            vmwrite_imm(a, e, 0)?;
-        }
-        a.mov(ecx, m::IA32_EFER)?;
-        a.rdmsr()?;
-        a.shl(rdx, 32)?;
-        a.or(rax, rdx)?;
-        vmwrite(a, f::HOST_IA32_EFER, rax)?;
-        vmwrite_imm(a, f::HOST_IA32_PAT, 0x0007_0406_0007_0406)?;
         a.ret()
     })?;
 
@@ -624,4 +623,96 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         a.ret()
     })?;
     Ok(())
+}
+
+/// The vCPU state KVM's nested paths use, as creating the vCPU and the host kernel leave it:
+/// the loaded VMCS, the lazily switched MSRs, the MMU with EPT01 loaded, the memslot of guest
+/// memory and its struct pages (referenced once, by the process that maps them), the
+/// per-CPU hrtimer base with the scheduler tick queued, the timekeeper.
+fn init_vcpu_state(a: &mut CodeAssembler, guest_size: u64) -> R {
+    use super::kernel::{hrt, mmu, tk};
+    let q = |a: &mut CodeAssembler, off: u64, val: u64| -> R {
+        if val <= i32::MAX as u64 {
+            a.mov(qword_ptr(L::VCPU + off), val as i32)
+        } else {
+            a.mov(rax, val)?;
+            a.mov(qword_ptr(L::VCPU + off), rax)
+        }
+    };
+    q(a, v::LOADED_VMCS, L::VMCS01)?;
+    q(a, v::CPU_CURRENT_VMCS, L::VMCS01)?;
+    q(a, v::VMCS01_CPU, 0)?;
+    a.mov(qword_ptr(L::VCPU + v::VMCS02_CPU), -1)?;
+    // guest_msrs: every vmx_msr_index[] entry (rdmsr_safe/wrmsr_safe succeed), data 0.
+    q(a, v::NMSRS, super::vcpu::VMX_MSR_INDEX.len() as u64)?;
+    for i in 0..super::vcpu::VMX_MSR_INDEX.len() as u64 {
+        q(a, v::GUEST_MSRS + 24 * i, i)?;
+        a.mov(qword_ptr(L::VCPU + v::GUEST_MSRS + 24 * i + 16), -1)?;
+    }
+    q(a, v::ARCH_EFER, m::efer::LME | m::efer::LMA | m::efer::NXE)?;
+    q(a, v::ARCH_CR3, crate::loader::elf::PML4_ADDR)?;
+    q(a, v::ARCH_DR7, 0x400)?;
+    q(a, v::CR0_GUEST_OWNED, 8)?;
+    q(a, v::CR4_GUEST_OWNED, super::vcpu::CR4_GUEST_OWNED_BITS)?;
+    q(a, v::NMI_KNOWN_UNMASKED, 1)?;
+    a.mov(rax, cr4)?;
+    a.mov(vc(v::CR4_SHADOW), rax)?;
+    // MMU: the TDP MMU with EPT01 as its root (one reference), caches full.
+    q(a, v::MMU_ROOT_HPA, L::EPT01)?;
+    q(a, v::SP_EPT01, 1)?;
+    q(a, v::KVM_MMU + mmu::DIRECT_MAP, 1)?;
+    q(a, v::KVM_MMU + mmu::SHADOW_ROOT_LEVEL, 4)?;
+    q(a, v::KVM_MMU + mmu::ROOT_LEVEL, 4)?;
+    q(a, v::KVM_MMU + mmu::BASE_ROLE, mmu::ROLE_DIRECT as u64)?;
+    q(a, v::MMU_PAGES_MAX, 1024)?;
+    q(a, v::MMU_PAGES_USED, 16)?;
+    for i in 0..3 {
+        q(a, v::MMU_CACHE_NOBJS + 8 * i, 40)?;
+    }
+    // page_header(): struct page private of each root table -> its shadow-page header.
+    let private = |pfn: u64| L::VMEMMAP + pfn * 32 + 0x18;
+    a.mov(rax, L::VCPU + v::SP_EPT01)?;
+    a.mov(qword_ptr(private(L::EPT01 >> 12)), rax)?;
+    for i in 0..EPT02_ROOTS {
+        a.mov(rax, L::VCPU + v::SP_EPT02 + 0x18 * i)?;
+        a.mov(qword_ptr(private((L::EPT02_POOL + i * EPT02_SLICE) >> 12)), rax)?;
+    }
+    // One memslot: guest memory, mapped by the process at GUEST_BASE.
+    q(a, v::MEMSLOT_COUNT, 1)?;
+    q(a, v::MEMSLOTS + 8, guest_size >> 12)?;
+    q(a, v::MEMSLOTS + 0x10, GUEST_BASE)?;
+    q(a, v::MM_PGD, crate::loader::elf::PML4_ADDR)?;
+    q(a, v::MAX_PFN, (GUEST_BASE + guest_size) >> 12)?;
+    q(a, v::VIRTUAL_TSC_KHZ, 2_000_000)?;
+    // The compound (2-MiB) pages of guest memory hold the process's reference.
+    a.mov(rdi, L::VMEMMAP + (GUEST_BASE >> 12) * 32 + 8)?;
+    a.mov(ecx, (guest_size >> 21) as u32)?;
+    let mut top = a.create_label();
+    a.set_label(&mut top)?;
+    a.mov(qword_ptr(rdi), 1)?;
+    a.add(rdi, 512 * 32)?;
+    a.dec(ecx)?;
+    a.jnz(top)?;
+    // hrtimer: the per-CPU base, its clock base, the tick (black root, 1 ms), the
+    // preemption timer (not queued).
+    let cpu_base = L::VCPU + v::HRTIMER_CPU_BASE;
+    let tick = L::VCPU + v::TICK_TIMER;
+    let timer = L::VCPU + v::PREEMPTION_TIMER;
+    q(a, v::HRTIMER_CPU_BASE + hrt::ACTIVE_BASES, 1)?;
+    q(a, v::HRTIMER_CPU_BASE + hrt::EXPIRES_NEXT, 1_000_000)?;
+    q(a, v::HRTIMER_CPU_BASE + hrt::NEXT_TIMER, tick)?;
+    q(a, v::HRTIMER_CPU_BASE + hrt::CLOCK_BASE + hrt::CB_CPU_BASE, cpu_base)?;
+    q(a, v::HRTIMER_CPU_BASE + hrt::CLOCK_BASE + hrt::CB_ROOT, tick)?;
+    q(a, v::HRTIMER_CPU_BASE + hrt::CLOCK_BASE + hrt::CB_NEXT, tick)?;
+    q(a, v::TICK_TIMER + hrt::PARENT_COLOR, 1)?;
+    q(a, v::TICK_TIMER + hrt::EXPIRES, 1_000_000)?;
+    q(a, v::TICK_TIMER + hrt::SOFTEXPIRES, 1_000_000)?;
+    q(a, v::TICK_TIMER + hrt::BASE, cpu_base + hrt::CLOCK_BASE)?;
+    q(a, v::TICK_TIMER + hrt::STATE, 1)?;
+    q(a, v::PREEMPTION_TIMER + hrt::PARENT_COLOR, timer)?;
+    q(a, v::PREEMPTION_TIMER + hrt::BASE, cpu_base + hrt::CLOCK_BASE)?;
+    // The timekeeper: a 2-GHz TSC clocksource (ns = cycles * 2^23 >> 24).
+    a.mov(qword_ptr(L::VCPU + v::TIMEKEEPER + tk::MASK), -1)?;
+    q(a, v::TIMEKEEPER + tk::MULT, 1 << 23)?;
+    q(a, v::TIMEKEEPER + tk::SHIFT, 24)
 }

@@ -6,18 +6,6 @@
 
 use super::*;
 
-/// Shadow EPT roots kept (one per guest EPTP in use).
-const EPT02_ROOTS: u64 = 4;
-const EPT02_SLICE: u64 = (L::EPT02_POOL_END - L::EPT02_POOL) / EPT02_ROOTS;
-/// vCPU slots of the shadow-EPT cache and the INVEPT/INVVPID descriptor.
-const N_EPT02_TAGS: u64 = 0x1A0;
-const N_EPT02_NEXTS: u64 = 0x180;
-const N_EPT02_VICTIM: u64 = 0x178;
-const N_EPT02_END: u64 = 0x170;
-const N_EPT02_CUR: u64 = 0x168;
-const N_LAST_VPID: u64 = 0x1C0;
-const N_DESC: u64 = 0x270;
-
 /// Guest-state fields `prepare_vmcs02` copies straight from vmcs12, in 4.13's order.
 const GUEST_SEGMENTS: [u32; 36] = [
     f::GUEST_ES_SELECTOR,
@@ -58,33 +46,28 @@ const GUEST_SEGMENTS: [u32; 36] = [
     f::GUEST_IDTR_BASE,
 ];
 
-/// Other guest fields `prepare_vmcs02` copies and `sync_vmcs12` reads back.
-const GUEST_OTHER: [u32; 14] = [
+/// Other guest fields `prepare_vmcs02` copies straight from vmcs12 (DR7, EFER, CR3, PAT and
+/// DEBUGCTL go through their own paths: `kvm_set_dr`, `vmx_set_efer`, `kvm_mmu_load`, ...).
+const GUEST_OTHER: [u32; 9] = [
     f::GUEST_INTERRUPTIBILITY_INFO,
     f::GUEST_PENDING_DBG_EXCEPTIONS,
     f::GUEST_SYSENTER_CS,
     f::GUEST_SYSENTER_ESP,
     f::GUEST_SYSENTER_EIP,
-    f::GUEST_IA32_PAT,
-    f::GUEST_IA32_EFER,
-    f::GUEST_DR7,
-    f::GUEST_IA32_DEBUGCTL,
     f::GUEST_PDPTR0,
     f::GUEST_PDPTR1,
     f::GUEST_PDPTR2,
     f::GUEST_PDPTR3,
-    f::GUEST_CR3,
 ];
 
-/// Straight copies of vmcs12 controls into vmcs02.
-const CONTROL_COPIES: [u32; 7] = [
+/// Straight copies of vmcs12 controls into vmcs02 (4.14 does not write CR3_TARGET_COUNT).
+const CONTROL_COPIES: [u32; 6] = [
     f::PAGE_FAULT_ERROR_CODE_MASK,
     f::PAGE_FAULT_ERROR_CODE_MATCH,
     f::VM_ENTRY_INTR_INFO_FIELD,
     f::VM_ENTRY_EXCEPTION_ERROR_CODE,
     f::VM_ENTRY_INSTRUCTION_LEN,
     f::TPR_THRESHOLD,
-    f::CR3_TARGET_COUNT,
 ];
 
 /// Copies field `enc` of vmcs12 (at rbx) into the current VMCS.
@@ -583,15 +566,32 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         })?;
     }
 
+    // handle_invept: 4.14 syncs the shadow roots and flushes the TLB for either type. This
+    // model does not write-protect the guest's EPT, so it learns of removed mappings only
+    // here: a global INVEPT (what it issues when it reuses a root's table for another EPTP)
+    // drops every shadow EPT, to be rebuilt on its next use; a single-context one (the flush
+    // after every root load) is 4.14's sync and TLB flush.
     b.func("handle_invept", |b| {
         let check = b.label("nested_vmx_check_permission");
         let succeed = b.label("nested_vmx_succeed");
+        let getreg = b.label("kvm_register_read");
+        let sync = b.label("kvm_mmu_sync_roots");
         let a = &mut b.asm;
         permission_check(a, check)?;
-        // Every shadow EPT is rebuilt from scratch on its next use.
+        vmread(a, rax, f::VMX_INSTRUCTION_INFO)?;
+        a.mov(ecx, eax)?;
+        a.shr(ecx, 28)?;
+        a.call(getreg)?;
+        let mut single = a.create_label();
+        a.cmp(eax, 2)?;
+        a.jne(single)?;
         for i in 0..EPT02_ROOTS {
             a.mov(qword_ptr(L::VCPU + N_EPT02_TAGS + 8 * i), -1)?;
         }
+        a.jmp(succeed)?;
+        a.set_label(&mut single)?;
+        a.call(sync)?;
+        a.lock().bts(qword_ptr(L::VCPU + v::REQUESTS), req::TLB_FLUSH as i32)?;
         a.jmp(succeed)
     })?;
     b.func("handle_invvpid", |b| {
@@ -636,60 +636,6 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         a.ret()
     })?;
 
-    // copy_vmcs12_to_shadow: vmcs12 into the shadow VMCS (read-write and read-only fields).
-    b.func("copy_vmcs12_to_shadow", |b| {
-        let read = b.label("vmcs12_read_any");
-        let rw = b.label("shadow_read_write_fields");
-        let ro = b.label("shadow_read_only_fields");
-        let a = &mut b.asm;
-        a.push(rbx)?;
-        a.push(r12)?;
-        a.mov(rax, L::SHADOW_VMCS)?;
-        a.mov(qword_ptr(L::VCPU + 0x1F0), rax)?;
-        a.vmptrld(qword_ptr(L::VCPU + 0x1F0))?;
-        for (list, n) in [(rw, p.shadow_read_write.len()), (ro, p.shadow_read_only.len())] {
-            a.lea(rbx, ptr(list))?;
-            a.mov(r12d, n as u32)?;
-            let mut top = a.create_label();
-            let mut done = a.create_label();
-            a.set_label(&mut top)?;
-            a.test(r12d, r12d)?;
-            a.jz(done)?;
-            a.mov(esi, dword_ptr(rbx))?;
-            a.call(read)?;
-            a.mov(esi, dword_ptr(rbx))?;
-            a.vmwrite(rsi, rax)?;
-            a.add(rbx, 4)?;
-            a.dec(r12d)?;
-            a.jmp(top)?;
-            a.set_label(&mut done)?;
-        }
-        a.vmclear(qword_ptr(L::VCPU + 0x1F0))?;
-        a.mov(rax, L::VMCS01)?;
-        a.mov(qword_ptr(L::VCPU + 0x1F0), rax)?;
-        a.vmptrld(qword_ptr(L::VCPU + 0x1F0))?;
-        a.pop(r12)?;
-        a.pop(rbx)?;
-        a.ret()
-    })?;
-
-    // vmx_switch_vmcs(rdi = VMCS): vcpu_put + vcpu_load of the other VMCS.
-    b.func("vmx_switch_vmcs", |b| {
-        let a = &mut b.asm;
-        a.mov(qword_ptr(L::VCPU + 0x1E8), rdi)?;
-        a.vmptrld(qword_ptr(L::VCPU + 0x1E8))?;
-        a.mov(rax, L::VCPU + v::LAUNCHED01)?;
-        a.mov(rcx, L::VCPU + v::LAUNCHED02)?;
-        a.mov(rdx, L::VMCS02)?;
-        a.cmp(rdi, rdx)?;
-        a.cmove(rax, rcx)?;
-        a.mov(vc(v::LAUNCHED_PTR), rax)?;
-        a.mov(qword_ptr(L::VCPU + v::HOST_RSP_VMCS), 0)?;
-        // vmx_vcpu_load's per-CPU bookkeeping; the register cache refers to the new VMCS.
-        a.mov(qword_ptr(L::VCPU + v::REGS_STATE), 0)?;
-        a.ret()
-    })?;
-
     // nested_vmx_run(edi = launch): the guest's VMLAUNCH/VMRESUME.
     b.func("nested_vmx_run", |b| {
         let check = b.label("nested_vmx_check_permission");
@@ -698,6 +644,8 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         let invalid = b.label("nested_vmx_failInvalid");
         let skip = b.label("kvm_skip_emulated_instruction");
         let checks = b.label("check_vmentry_prereqs");
+        let postreqs = b.label("check_vmentry_postreqs");
+        let fatal = b.label("kvm_fatal");
         let enter = b.label("enter_vmx_non_root_mode");
         let a = &mut b.asm;
         a.push(rbx)?;
@@ -740,6 +688,11 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         a.jmp(fail)?;
         a.set_label(&mut checked)?;
         a.call(skip)?;
+        a.call(postreqs)?;
+        a.mov(esi, 0xEEu32)?; // a failed post-check: nested_vmx_entry_failure, not modeled
+        a.xchg(esi, edi)?;
+        a.test(esi, esi)?;
+        a.jnz(fatal)?;
         a.call(enter)?;
         a.mov(qword_ptr(rbx + 8), 1)?; // launched
         a.set_label(&mut out)?;
@@ -748,58 +701,211 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         a.ret()
     })?;
 
-    // check_vmentry_prereqs (rbx = vmcs12) -> edi = 0 or the VM-instruction error: the
-    // controls against the capabilities reported to the guest, the link pointer.
+    // check_vmentry_prereqs (rbx = vmcs12) -> edi = 0 or the VM-instruction error (4.14's
+    // order): the activity state, the addresses of the bitmaps and pages the controls use
+    // (page_address_valid), the APIC-virtualization combination, the MSR-switch and PML
+    // controls, the controls against the capabilities reported to the guest, the CR3-target
+    // count, then the host CR0/CR4/CR3 (error 8).
     b.inline_func("check_vmentry_prereqs", |b| {
         let a = &mut b.asm;
         let caps = L::VCPU + v::NESTED_CAPS;
+        let cap = |msr: u32| caps + 8 * u64::from(msr - vm::IA32_VMX_BASIC);
         let mut bad = a.create_label();
+        let mut bad_host = a.create_label();
+        let ctl = |a: &mut CodeAssembler, field: u32, bit: u32, skip: CodeLabel| -> R {
+            a.test(dword_ptr(rbx + off12(field)), bit as i32)?;
+            a.jz(skip)
+        };
+        // page_address_valid(gpa): page-aligned, below MAXPHYADDR.
+        let page_ok = |a: &mut CodeAssembler, field: u32, bad: CodeLabel| -> R {
+            a.mov(rax, qword_ptr(rbx + off12(field)))?;
+            a.test(eax, 0xFFF)?;
+            a.jnz(bad)?;
+            a.shr(rax, kernel::MAXPHYADDR)?;
+            a.jnz(bad)
+        };
+        a.mov(eax, dword_ptr(rbx + off12(f::GUEST_ACTIVITY_STATE)))?;
+        a.cmp(eax, 1)?; // active or HLT
+        a.ja(bad)?;
+        let proc = f::CPU_BASED_VM_EXEC_CONTROL;
+        for (bit, fields) in [
+            (p1::CPU_BASED_USE_IO_BITMAPS, &[f::IO_BITMAP_A, f::IO_BITMAP_B][..]),
+            (p1::CPU_BASED_USE_MSR_BITMAPS, &[f::MSR_BITMAP][..]),
+            (p1::CPU_BASED_TPR_SHADOW, &[f::VIRTUAL_APIC_PAGE_ADDR][..]),
+        ] {
+            let mut skip = a.create_label();
+            ctl(a, proc, bit, skip)?;
+            for &field in fields {
+                page_ok(a, field, bad)?;
+            }
+            a.set_label(&mut skip)?;
+        }
+        // nested_vmx_check_apicv_controls: virtualize x2APIC mode excludes APIC-access
+        // virtualization, virtual-interrupt delivery needs external-interrupt exiting, and
+        // every APICv feature needs a TPR shadow.
+        let mut apicv_ok = a.create_label();
+        let mut no2 = a.create_label();
+        a.xor(ecx, ecx)?;
+        ctl(a, proc, p1::CPU_BASED_ACTIVATE_SECONDARY_CONTROLS, no2)?;
+        a.mov(ecx, dword_ptr(rbx + off12(f::SECONDARY_VM_EXEC_CONTROL)))?;
+        a.set_label(&mut no2)?;
+        let apicv = p2::SECONDARY_EXEC_VIRTUALIZE_X2APIC_MODE
+            | p2::SECONDARY_EXEC_APIC_REGISTER_VIRT
+            | p2::SECONDARY_EXEC_VIRTUAL_INTR_DELIVERY;
+        a.test(ecx, apicv as i32)?;
+        a.jz(apicv_ok)?;
+        a.mov(eax, ecx)?;
+        a.and(eax, (p2::SECONDARY_EXEC_VIRTUALIZE_X2APIC_MODE | p2::SECONDARY_EXEC_VIRTUALIZE_APIC_ACCESSES) as i32)?;
+        a.cmp(eax, (p2::SECONDARY_EXEC_VIRTUALIZE_X2APIC_MODE | p2::SECONDARY_EXEC_VIRTUALIZE_APIC_ACCESSES) as i32)?;
+        a.je(bad)?;
+        let mut no_vid = a.create_label();
+        a.test(ecx, p2::SECONDARY_EXEC_VIRTUAL_INTR_DELIVERY as i32)?;
+        a.jz(no_vid)?;
+        a.test(dword_ptr(rbx + off12(f::PIN_BASED_VM_EXEC_CONTROL)), pin::PIN_BASED_EXT_INTR_MASK as i32)?;
+        a.jz(bad)?;
+        a.set_label(&mut no_vid)?;
+        a.test(dword_ptr(rbx + off12(proc)), p1::CPU_BASED_TPR_SHADOW as i32)?;
+        a.jz(bad)?;
+        a.set_label(&mut apicv_ok)?;
+        // nested_vmx_check_msr_switch_controls: the fast path with no MSR lists.
+        a.mov(eax, dword_ptr(rbx + off12(f::VM_EXIT_MSR_LOAD_COUNT)))?;
+        a.or(eax, dword_ptr(rbx + off12(f::VM_EXIT_MSR_STORE_COUNT)))?;
+        a.or(eax, dword_ptr(rbx + off12(f::VM_ENTRY_MSR_LOAD_COUNT)))?;
+        a.jnz(bad)?; // MSR lists are not modeled
+                     // nested_vmx_check_pml_controls.
+        let mut no_pml = a.create_label();
+        a.test(ecx, p2::SECONDARY_EXEC_ENABLE_PML as i32)?;
+        a.jz(no_pml)?;
+        a.test(ecx, p2::SECONDARY_EXEC_ENABLE_EPT as i32)?;
+        a.jz(bad)?;
+        page_ok(a, f::PML_ADDRESS, bad)?;
+        a.set_label(&mut no_pml)?;
+        // vmx_control_verify: must-be-1 bits set, may-be-1 bits only.
         for (enc, msr) in [
-            (f::PIN_BASED_VM_EXEC_CONTROL, vm::IA32_VMX_TRUE_PINBASED_CTLS),
             (f::CPU_BASED_VM_EXEC_CONTROL, vm::IA32_VMX_TRUE_PROCBASED_CTLS),
+            (f::PIN_BASED_VM_EXEC_CONTROL, vm::IA32_VMX_TRUE_PINBASED_CTLS),
             (f::VM_EXIT_CONTROLS, vm::IA32_VMX_TRUE_EXIT_CTLS),
             (f::VM_ENTRY_CONTROLS, vm::IA32_VMX_TRUE_ENTRY_CTLS),
         ] {
-            let m = caps + 8 * u64::from(msr - vm::IA32_VMX_BASIC);
-            // vmx_control_verify: must-be-1 bits set, may-be-1 bits only.
+            let m = cap(msr);
             a.mov(eax, dword_ptr(rbx + off12(enc)))?;
-            a.mov(ecx, dword_ptr(m))?;
-            a.and(ecx, eax)?;
-            a.cmp(ecx, dword_ptr(m))?;
+            a.mov(edx, dword_ptr(m))?;
+            a.and(edx, eax)?;
+            a.cmp(edx, dword_ptr(m))?;
             a.jne(bad)?;
-            a.mov(ecx, dword_ptr(m + 4))?;
-            a.not(ecx)?;
-            a.test(eax, ecx)?;
+            a.mov(edx, dword_ptr(m + 4))?;
+            a.not(edx)?;
+            a.test(eax, edx)?;
             a.jnz(bad)?;
+            if enc == f::CPU_BASED_VM_EXEC_CONTROL {
+                let mut no2 = a.create_label();
+                a.test(eax, p1::CPU_BASED_ACTIVATE_SECONDARY_CONTROLS as i32)?;
+                a.jz(no2)?;
+                a.mov(edx, dword_ptr(cap(vm::IA32_VMX_PROCBASED_CTLS2) + 4))?;
+                a.not(edx)?;
+                a.test(ecx, edx)?;
+                a.jnz(bad)?;
+                a.set_label(&mut no2)?;
+            }
         }
-        let m2 = caps + 8 * u64::from(vm::IA32_VMX_PROCBASED_CTLS2 - vm::IA32_VMX_BASIC);
-        let mut no2 = a.create_label();
-        a.test(dword_ptr(rbx + off12(f::CPU_BASED_VM_EXEC_CONTROL)), p1::CPU_BASED_ACTIVATE_SECONDARY_CONTROLS as i32)?;
-        a.jz(no2)?;
-        a.mov(eax, dword_ptr(rbx + off12(f::SECONDARY_VM_EXEC_CONTROL)))?;
-        a.mov(ecx, dword_ptr(m2 + 4))?;
-        a.not(ecx)?;
-        a.test(eax, ecx)?;
-        a.jnz(bad)?;
-        a.set_label(&mut no2)?;
-        a.cmp(qword_ptr(rbx + off12(f::VMCS_LINK_POINTER)), -1)?;
-        a.jne(bad)?;
+        // CR3-target count within what IA32_VMX_MISC reports.
+        a.mov(eax, dword_ptr(cap(vm::IA32_VMX_MISC)))?;
+        a.shr(eax, 16)?;
+        a.and(eax, 0x1FF)?;
+        a.cmp(dword_ptr(rbx + off12(f::CR3_TARGET_COUNT)), eax)?;
+        a.ja(bad)?;
+        // nested_host_cr0_valid / nested_host_cr4_valid (fixed bits), nested_cr3_valid.
+        for (field, f0, f1) in [
+            (f::HOST_CR0, vm::IA32_VMX_CR0_FIXED0, vm::IA32_VMX_CR0_FIXED1),
+            (f::HOST_CR4, vm::IA32_VMX_CR4_FIXED0, vm::IA32_VMX_CR4_FIXED1),
+        ] {
+            a.mov(rax, qword_ptr(rbx + off12(field)))?;
+            a.mov(rdx, rax)?;
+            a.and(rdx, qword_ptr(cap(f1)))?;
+            a.or(rdx, qword_ptr(cap(f0)))?;
+            a.cmp(rdx, rax)?;
+            a.jne(bad_host)?;
+        }
+        a.mov(rax, qword_ptr(rbx + off12(f::HOST_CR3)))?;
+        a.shr(rax, kernel::MAXPHYADDR)?;
+        a.jnz(bad_host)?;
         a.xor(edi, edi)?;
         a.ret()?;
         a.set_label(&mut bad)?;
         a.mov(edi, 7u32)?;
+        a.ret()?;
+        a.set_label(&mut bad_host)?;
+        a.mov(edi, 8u32)?;
         a.ret()
     })?;
 
-    // enter_vmx_non_root_mode: vmcs02 for this vmcs12, prepare_vmcs02, the MSR bitmap.
+    // check_vmentry_postreqs (rbx = vmcs12) -> edi = 0 or 1: guest CR0/CR4 fixed bits, the
+    // VMCS link pointer, the host EFER against the address-space size (a failure is a
+    // VM-entry failure exit to the guest, nested_vmx_entry_failure, not modeled).
+    b.inline_func("check_vmentry_postreqs", |b| {
+        let a = &mut b.asm;
+        let caps = L::VCPU + v::NESTED_CAPS;
+        let cap = |msr: u32| caps + 8 * u64::from(msr - vm::IA32_VMX_BASIC);
+        let mut bad = a.create_label();
+        for (field, f0, f1) in [
+            (f::GUEST_CR0, vm::IA32_VMX_CR0_FIXED0, vm::IA32_VMX_CR0_FIXED1),
+            (f::GUEST_CR4, vm::IA32_VMX_CR4_FIXED0, vm::IA32_VMX_CR4_FIXED1),
+        ] {
+            a.mov(rax, qword_ptr(rbx + off12(field)))?;
+            a.mov(rdx, rax)?;
+            a.and(rdx, qword_ptr(cap(f1)))?;
+            a.or(rdx, qword_ptr(cap(f0)))?;
+            a.cmp(rdx, rax)?;
+            a.jne(bad)?;
+        }
+        let mut link_ok = a.create_label();
+        a.test(dword_ptr(rbx + off12(f::SECONDARY_VM_EXEC_CONTROL)), p2::SECONDARY_EXEC_SHADOW_VMCS as i32)?;
+        a.jnz(link_ok)?;
+        a.cmp(qword_ptr(rbx + off12(f::VMCS_LINK_POINTER)), -1)?;
+        a.jne(bad)?;
+        a.set_label(&mut link_ok)?;
+        // VM_EXIT_LOAD_IA32_EFER: kvm_valid_efer (reserved bits) and LMA/LME = host
+        // address-space size.
+        let mut no_efer = a.create_label();
+        a.test(dword_ptr(rbx + off12(f::VM_EXIT_CONTROLS)), ex::VM_EXIT_LOAD_IA32_EFER as i32)?;
+        a.jz(no_efer)?;
+        a.mov(rax, qword_ptr(rbx + off12(f::HOST_IA32_EFER)))?;
+        a.test(rax, !((m::efer::WRITABLE | m::efer::LMA) as i32))?;
+        a.jnz(bad)?;
+        a.xor(ecx, ecx)?;
+        a.test(dword_ptr(rbx + off12(f::VM_EXIT_CONTROLS)), ex::VM_EXIT_HOST_ADDR_SPACE_SIZE as i32)?;
+        a.setnz(cl)?;
+        a.mov(edx, eax)?;
+        a.shr(edx, 10)?;
+        a.and(edx, 1)?;
+        a.cmp(edx, ecx)?;
+        a.jne(bad)?;
+        a.mov(edx, eax)?;
+        a.shr(edx, 8)?;
+        a.and(edx, 1)?;
+        a.cmp(edx, ecx)?;
+        a.jne(bad)?;
+        a.set_label(&mut no_efer)?;
+        a.xor(edi, edi)?;
+        a.ret()?;
+        a.set_label(&mut bad)?;
+        a.mov(edi, 1u32)?;
+        a.ret()
+    })?;
+
+    // enter_vmx_non_root_mode: vmcs02 for this vmcs12, prepare_vmcs02, the pages vmcs02
+    // points at (nested_get_vmcs12_pages, with the MSR-bitmap merge).
     b.inline_func("enter_vmx_non_root_mode", |b| {
         let switch = b.label("vmx_switch_vmcs");
         let prepare = b.label("prepare_vmcs02");
         let pages = b.label("nested_get_vmcs12_pages");
         let a = &mut b.asm;
+        // enter_guest_mode.
+        a.mov(qword_ptr(L::VCPU + v::N_GUEST_MODE), 1)?;
         vmread(a, rax, f::GUEST_IA32_DEBUGCTL)?;
         a.mov(vc(v::DEBUGCTL), rax)?;
-        // The vmcs02 pool holds one VMCS: another vmcs12 means a fresh vmcs02.
+        // The vmcs02 pool holds one VMCS: another vmcs12 means a fresh vmcs02
+        // (loaded_vmcs_init: VMCLEAR, not loaded on any CPU).
         let mut same = a.create_label();
         a.mov(rax, vc(v::N_CURRENT_PTR))?;
         a.cmp(rax, qword_ptr(L::VCPU + 0x1D8))?;
@@ -809,20 +915,41 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         a.mov(qword_ptr(L::VCPU + 0x1E0), rax)?;
         a.vmclear(qword_ptr(L::VCPU + 0x1E0))?;
         a.mov(qword_ptr(L::VCPU + v::LAUNCHED02), 0)?;
+        a.mov(qword_ptr(L::VCPU + v::VMCS02_CPU), -1)?;
+        let mut not_cur = a.create_label();
+        a.cmp(rax, vc(v::CPU_CURRENT_VMCS))?;
+        a.jne(not_cur)?;
+        a.mov(qword_ptr(L::VCPU + v::CPU_CURRENT_VMCS), 0)?;
+        a.set_label(&mut not_cur)?;
+        a.zero_bytes()?;
         a.set_label(&mut same)?;
         a.mov(rdi, L::VMCS02)?;
         a.call(switch)?;
+        a.mov(qword_ptr(L::VCPU + v::SEGMENT_CACHE), 0)?;
         a.call(prepare)?;
         a.call(pages)?;
-        a.mov(qword_ptr(L::VCPU + v::N_GUEST_MODE), 1)?;
         a.mov(qword_ptr(L::VCPU + v::N_RUN_PENDING), 1)?;
         a.ret()
     })?;
 
-    // prepare_vmcs02 (rbx = vmcs12): every field of vmcs02, on every nested entry (4.13).
+    // prepare_vmcs02 (rbx = vmcs12): every field of vmcs02, on every nested entry (4.13), in
+    // 4.14's order; CR0/CR4/EFER/RFLAGS/DR7, the exception bitmap and the CR4 mask go
+    // through their out-of-line setters, CR3 and the EPT pointer through the MMU (the next
+    // kvm_mmu_load), the MSR bitmap through vmx_set_efer -> setup_msrs.
     b.inline_func("prepare_vmcs02", |b| {
         let host = b.label("vmx_set_constant_host_state");
-        let ept = b.label("nested_ept_init_mmu_context");
+        let set_dr = b.label("kvm_set_dr");
+        let set_rflags = b.label("vmx_set_rflags");
+        let exc = b.label("update_exception_bitmap");
+        let cr4_mask = b.label("set_cr4_guest_host_mask");
+        let set_cr0 = b.label("vmx_set_cr0");
+        let set_cr4 = b.label("vmx_set_cr4");
+        let set_efer = b.label("vmx_set_efer");
+        let unload = b.label("kvm_mmu_unload");
+        let init_ept = b.label("kvm_init_shadow_ept_mmu");
+        let reset = b.label("kvm_mmu_reset_context");
+        let hrtimer_start = b.label("hrtimer_start_range_ns");
+        let fatal = b.label("kvm_fatal");
         let a = &mut b.asm;
         let dirty_only = p.vmcs02_rebuild == Vmcs02Rebuild::DirtyTracking;
         let mut full_done = a.create_label();
@@ -885,48 +1012,58 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
                 }
             }
         }
+        // DR7 and DEBUGCTL: the guest's with "load debug controls", else this level's.
+        let mut dbg = a.create_label();
+        let mut dbg_done = a.create_label();
+        a.test(dword_ptr(rbx + off12(f::VM_ENTRY_CONTROLS)), en::VM_ENTRY_LOAD_DEBUG_CONTROLS as i32)?;
+        a.jnz(dbg)?;
+        a.mov(rdi, vc(v::ARCH_DR7))?;
+        a.mov(esi, 7u32)?;
+        a.call(set_dr)?;
+        a.mov(rax, vc(v::DEBUGCTL))?;
+        vmwrite(a, f::GUEST_IA32_DEBUGCTL, rax)?;
+        a.jmp(dbg_done)?;
+        a.set_label(&mut dbg)?;
+        a.mov(rdi, qword_ptr(rbx + off12(f::GUEST_DR7)))?;
+        a.mov(esi, 7u32)?;
+        a.call(set_dr)?;
+        copy_to_vmcs(a, f::GUEST_IA32_DEBUGCTL)?;
+        a.set_label(&mut dbg_done)?;
+        // nmi_known_unmasked from the guest's interruptibility.
+        a.mov(eax, dword_ptr(rbx + off12(f::GUEST_INTERRUPTIBILITY_INFO)))?;
+        a.shr(eax, 3)?;
+        a.and(eax, 1)?;
+        a.xor(eax, 1)?;
+        a.mov(vc(v::NMI_KNOWN_UNMASKED), rax)?;
+        a.mov(rdi, qword_ptr(rbx + off12(f::GUEST_RFLAGS)))?;
+        a.call(set_rflags)?;
         // Pin-based: the guest's, plus this level's exits; its preemption timer is emulated
-        // with a host timer (4.13), so the hardware one is off.
+        // with an hrtimer (vmx_start_preemption_timer), so the hardware one is off.
         a.mov(eax, dword_ptr(rbx + off12(f::PIN_BASED_VM_EXEC_CONTROL)))?;
         a.or(eax, (pin::PIN_BASED_EXT_INTR_MASK | pin::PIN_BASED_NMI_EXITING) as i32)?;
         a.and(eax, !(pin::PIN_BASED_VMX_PREEMPTION_TIMER as i32))?;
         vmwrite(a, f::PIN_BASED_VM_EXEC_CONTROL, rax)?;
-        // The guest's preemption timer: the deadline of the host timer that emulates it.
+        // vmx_start_preemption_timer: the guest's timer value in TSC ticks << 5 (the
+        // emulated rate) as nanoseconds at the guest's TSC frequency, an hrtimer that long.
         let mut no_timer = a.create_label();
         a.test(dword_ptr(rbx + off12(f::PIN_BASED_VM_EXEC_CONTROL)), pin::PIN_BASED_VMX_PREEMPTION_TIMER as i32)?;
         a.jz(no_timer)?;
-        a.rdtsc()?;
-        a.shl(rdx, 32)?;
-        a.or(rax, rdx)?;
-        a.mov(ecx, dword_ptr(rbx + off12(f::VMX_PREEMPTION_TIMER_VALUE)))?;
-        a.shl(rcx, 5)?;
-        a.add(rax, rcx)?;
-        a.mov(vc(v::N_L2_TIMER_DEADLINE), rax)?;
+        a.mov(rcx, vc(v::VIRTUAL_TSC_KHZ))?;
+        a.test(rcx, rcx)?;
+        a.jz(no_timer)?;
+        a.mov(eax, dword_ptr(rbx + off12(f::VMX_PREEMPTION_TIMER_VALUE)))?;
+        // A timeout of 0 or 1 expires at once (vmx_preemption_timer_fn): not delivered here.
+        a.cmp(eax, 1)?;
+        a.jbe(no_timer)?;
+        a.shl(rax, 5)?;
+        a.imul_3(rax, rax, 1_000_000)?;
+        a.xor(edx, edx)?;
+        a.div(rcx)?;
+        a.mov(rsi, rax)?;
+        a.mov(rdi, L::VCPU + v::PREEMPTION_TIMER)?;
+        a.xor(edx, edx)?;
+        a.call(hrtimer_start)?;
         a.set_label(&mut no_timer)?;
-        // Primary: this level's controls with the guest's; I/O always exits here and is
-        // checked against the guest's bitmaps.
-        a.mov(eax, dword_ptr(rbx + off12(f::CPU_BASED_VM_EXEC_CONTROL)))?;
-        a.or(
-            eax,
-            (p1::CPU_BASED_HLT_EXITING
-                | p1::CPU_BASED_UNCOND_IO_EXITING
-                | p1::CPU_BASED_MWAIT_EXITING
-                | p1::CPU_BASED_MONITOR_EXITING
-                | p1::CPU_BASED_USE_TSC_OFFSETTING
-                | p1::CPU_BASED_USE_MSR_BITMAPS
-                | p1::CPU_BASED_ACTIVATE_SECONDARY_CONTROLS) as i32,
-        )?;
-        a.and(eax, !(p1::CPU_BASED_USE_IO_BITMAPS as i32))?;
-        a.mov(vc(0x1D0), rax)?; // the merge may clear USE_MSR_BITMAPS
-        vmwrite(a, f::CPU_BASED_VM_EXEC_CONTROL, rax)?;
-        let mut no_tpr = a.create_label();
-        a.test(eax, p1::CPU_BASED_TPR_SHADOW as i32)?;
-        a.jz(no_tpr)?;
-        a.mov(rax, qword_ptr(rbx + off12(f::VIRTUAL_APIC_PAGE_ADDR)))?;
-        a.mov(rcx, GUEST_BASE)?;
-        a.add(rax, rcx)?;
-        vmwrite(a, f::VIRTUAL_APIC_PAGE_ADDR, rax)?;
-        a.set_label(&mut no_tpr)?;
         // Secondary: EPT (this level's shadow EPT02), VPID and PML its own, the guest's APIC
         // virtualization and descriptor/WBINVD exiting.
         a.xor(eax, eax)?;
@@ -948,7 +1085,7 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         a.jz(np)?;
         a.or(eax, p2::SECONDARY_EXEC_ENABLE_PML as i32)?;
         a.set_label(&mut np)?;
-        vmwrite(a, f::SECONDARY_VM_EXEC_CONTROL, rax)?;
+        a.push(rax)?;
         let mut no_vid = a.create_label();
         a.test(eax, p2::SECONDARY_EXEC_VIRTUAL_INTR_DELIVERY as i32)?;
         a.jz(no_vid)?;
@@ -958,146 +1095,234 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
             copy_to_vmcs(a, e)?;
         }
         a.set_label(&mut no_vid)?;
-        // Exception bitmap: this level's and the guest's.
-        a.mov(eax, dword_ptr(rbx + off12(f::EXCEPTION_BITMAP)))?;
-        a.or(eax, (1 << 6) | (1 << 18) | (1 << 8))?;
-        vmwrite(a, f::EXCEPTION_BITMAP, rax)?;
-        // Exit controls: this level's; entry controls: the guest's (EFER always loaded).
-        a.mov(
-            edi,
-            ex::VM_EXIT_HOST_ADDR_SPACE_SIZE
-                | ex::VM_EXIT_ACK_INTR_ON_EXIT
-                | ex::VM_EXIT_SAVE_IA32_EFER
-                | ex::VM_EXIT_LOAD_IA32_EFER
-                | ex::VM_EXIT_SAVE_IA32_PAT
-                | ex::VM_EXIT_LOAD_IA32_PAT
-                | ex::DEFAULT1,
+        a.pop(rax)?;
+        vmwrite(a, f::SECONDARY_VM_EXEC_CONTROL, rax)?;
+        a.mov(qword_ptr(L::VCPU + v::HOST_RSP_VMCS), 0)?;
+        // Primary: this level's controls with the guest's; I/O always exits here and is
+        // checked against the guest's bitmaps. With a TPR shadow, an illegal virtual-APIC
+        // address until nested_get_vmcs12_pages maps the page.
+        a.mov(eax, dword_ptr(rbx + off12(f::CPU_BASED_VM_EXEC_CONTROL)))?;
+        a.or(
+            eax,
+            (p1::CPU_BASED_HLT_EXITING
+                | p1::CPU_BASED_UNCOND_IO_EXITING
+                | p1::CPU_BASED_MWAIT_EXITING
+                | p1::CPU_BASED_MONITOR_EXITING
+                | p1::CPU_BASED_USE_TSC_OFFSETTING
+                | p1::CPU_BASED_USE_MSR_BITMAPS
+                | p1::CPU_BASED_ACTIVATE_SECONDARY_CONTROLS) as i32,
         )?;
-        a.mov(rax, rdi)?;
-        vmwrite(a, f::VM_EXIT_CONTROLS, rax)?;
+        a.and(eax, !(p1::CPU_BASED_USE_IO_BITMAPS as i32))?;
+        a.mov(vc(0x1D0), rax)?; // the merge may clear USE_MSR_BITMAPS
+        let mut no_tpr = a.create_label();
+        a.test(eax, p1::CPU_BASED_TPR_SHADOW as i32)?;
+        a.jz(no_tpr)?;
+        vmwrite_imm(a, f::VIRTUAL_APIC_PAGE_ADDR, u64::MAX)?;
+        a.set_label(&mut no_tpr)?;
+        a.mov(rax, vc(0x1D0))?;
+        vmwrite(a, f::CPU_BASED_VM_EXEC_CONTROL, rax)?;
+        a.call(exc)?;
+        // CR0: the bits either level owns are intercepted.
+        a.mov(rax, qword_ptr(rbx + off12(f::CR0_GUEST_HOST_MASK)))?;
+        a.not(rax)?;
+        a.and(rax, vc(v::CR0_GUEST_OWNED))?;
+        a.mov(vc(v::CR0_GUEST_OWNED), rax)?;
+        a.not(rax)?;
+        vmwrite(a, f::CR0_GUEST_HOST_MASK, rax)?;
+        // Exit controls: this level's (load-EFER added by vmx_set_efer); entry controls: the
+        // guest's without IA-32e mode and load-EFER, which vmx_set_efer sets as needed.
+        vmwrite_imm(
+            a,
+            f::VM_EXIT_CONTROLS,
+            u64::from(
+                ex::VM_EXIT_HOST_ADDR_SPACE_SIZE
+                    | ex::VM_EXIT_ACK_INTR_ON_EXIT
+                    | ex::VM_EXIT_SAVE_IA32_EFER
+                    | ex::VM_EXIT_SAVE_IA32_PAT
+                    | ex::VM_EXIT_LOAD_IA32_PAT
+                    | ex::DEFAULT1,
+            ),
+        )?;
         a.mov(eax, dword_ptr(rbx + off12(f::VM_ENTRY_CONTROLS)))?;
-        a.or(eax, en::VM_ENTRY_LOAD_IA32_EFER as i32)?;
+        a.and(eax, !((en::VM_ENTRY_LOAD_IA32_EFER | en::VM_ENTRY_IA32E_MODE) as i32))?;
+        a.mov(vc(v::VM_ENTRY_CTLS_SHADOW), rax)?;
         vmwrite(a, f::VM_ENTRY_CONTROLS, rax)?;
+        // PAT: the guest's with "load IA32_PAT".
+        let mut no_pat = a.create_label();
+        a.test(dword_ptr(rbx + off12(f::VM_ENTRY_CONTROLS)), en::VM_ENTRY_LOAD_IA32_PAT as i32)?;
+        a.jz(no_pat)?;
+        a.mov(rax, qword_ptr(rbx + off12(f::GUEST_IA32_PAT)))?;
+        vmwrite(a, f::GUEST_IA32_PAT, rax)?;
+        a.mov(vc(v::PAT), rax)?;
+        a.set_label(&mut no_pat)?;
+        a.call(cr4_mask)?;
         // TSC offset: this level's plus the guest's.
         a.mov(rax, vc(v::TSC_OFFSET))?;
         a.add(rax, qword_ptr(rbx + off12(f::TSC_OFFSET)))?;
         vmwrite(a, f::TSC_OFFSET, rax)?;
-        // CR0/CR4: masks of both levels, the guest's read shadows; CR3.
-        a.mov(rax, qword_ptr(rbx + off12(f::CR0_GUEST_HOST_MASK)))?;
-        a.or(rax, -9)?;
-        vmwrite(a, f::CR0_GUEST_HOST_MASK, rax)?;
-        a.mov(rax, qword_ptr(rbx + off12(f::CR4_GUEST_HOST_MASK)))?;
-        a.or(rax, !0x7A2i32)?;
-        vmwrite(a, f::CR4_GUEST_HOST_MASK, rax)?;
-        a.mov(rax, qword_ptr(rbx + off12(f::GUEST_CR0)))?;
-        a.or(eax, 0x20)?;
-        vmwrite(a, f::GUEST_CR0, rax)?;
-        copy_to_vmcs(a, f::CR0_READ_SHADOW)?;
-        a.mov(rax, qword_ptr(rbx + off12(f::GUEST_CR4)))?;
-        a.mov(vc(v::CR4), rax)?;
-        a.or(eax, crate::arch::x86::cr4::VMXE as i32)?;
-        vmwrite(a, f::GUEST_CR4, rax)?;
-        copy_to_vmcs(a, f::CR4_READ_SHADOW)?;
-        a.mov(rax, qword_ptr(rbx + off12(f::GUEST_RFLAGS)))?;
-        vmwrite(a, f::GUEST_RFLAGS, rax)?;
+        // nested_ept_init_mmu_context: the EPTP checked (valid_ept_address: write-back, 4
+        // levels, no reserved bits, A/D only if offered), the MMU re-created to shadow it.
+        a.mov(rax, qword_ptr(rbx + off12(f::EPT_POINTER)))?;
+        let mut bad_eptp = a.create_label();
+        a.mov(ecx, eax)?;
+        a.and(ecx, 7)?;
+        a.cmp(ecx, 6)?;
+        a.jne(bad_eptp)?;
+        a.mov(ecx, eax)?;
+        a.and(ecx, 0x38)?;
+        a.cmp(ecx, 0x18)?;
+        a.jne(bad_eptp)?;
+        a.mov(rcx, rax)?;
+        a.shr(rcx, kernel::MAXPHYADDR)?;
+        a.jnz(bad_eptp)?;
+        a.test(eax, 0x1F << 7)?;
+        a.jnz(bad_eptp)?;
+        a.call(unload)?;
+        let caps = L::VCPU + v::NESTED_CAPS + 8 * u64::from(vm::IA32_VMX_EPT_VPID_CAP - vm::IA32_VMX_BASIC);
+        a.mov(edi, dword_ptr(caps))?;
+        a.and(edi, 1)?; // VMX_EPT_EXECUTE_ONLY_BIT
+        a.mov(esi, dword_ptr(rbx + off12(f::EPT_POINTER)))?;
+        a.shr(esi, 6)?;
+        a.and(esi, 1)?; // nested_ept_ad_enabled
+        a.call(init_ept)?;
+        // set_cr3 = vmx_set_cr3, get_cr3 = nested_ept_get_cr3, inject_page_fault =
+        // nested_ept_inject_page_fault; the walks go through the nested MMU.
+        for i in [5u64, 6, 8] {
+            a.mov(qword_ptr(L::VCPU + v::KVM_MMU + kernel::mmu::CALLBACKS + 8 * i), 0x5000 + i as i32)?;
+        }
+        a.mov(qword_ptr(L::VCPU + v::WALK_MMU_NESTED), 1)?;
+        // CR0 and CR4: the setters, then the read shadows L2 should see (nested_read_cr0/4).
+        a.mov(rdi, qword_ptr(rbx + off12(f::GUEST_CR0)))?;
+        a.call(set_cr0)?;
+        nested_read_cr(a, f::GUEST_CR0, f::CR0_GUEST_HOST_MASK, f::CR0_READ_SHADOW)?;
+        a.mov(rdi, qword_ptr(rbx + off12(f::GUEST_CR4)))?;
+        a.call(set_cr4)?;
+        nested_read_cr(a, f::GUEST_CR4, f::CR4_GUEST_HOST_MASK, f::CR4_READ_SHADOW)?;
+        // EFER: the guest's with "load IA32_EFER", else LMA/LME from IA-32e mode.
+        let mut efer = a.create_label();
+        a.mov(rdi, qword_ptr(rbx + off12(f::GUEST_IA32_EFER)))?;
+        a.test(dword_ptr(rbx + off12(f::VM_ENTRY_CONTROLS)), en::VM_ENTRY_LOAD_IA32_EFER as i32)?;
+        a.jnz(efer)?;
+        a.mov(rdi, vc(v::ARCH_EFER))?;
+        a.and(edi, !0x500)?;
+        a.test(dword_ptr(rbx + off12(f::VM_ENTRY_CONTROLS)), en::VM_ENTRY_IA32E_MODE as i32)?;
+        a.jz(efer)?;
+        a.or(edi, 0x500)?;
+        a.set_label(&mut efer)?;
+        a.call(set_efer)?;
+        // nested_vmx_load_cr3(vmcs12->guest_cr3, nested EPT).
+        a.mov(rax, qword_ptr(rbx + off12(f::GUEST_CR3)))?;
+        nested_vmx_load_cr3(a, reset, fatal)?;
         // RSP/RIP through the register cache (written by vmx_vcpu_run).
         a.mov(rax, qword_ptr(rbx + off12(f::GUEST_RSP)))?;
         a.mov(vc(v::RSP), rax)?;
         a.mov(rax, qword_ptr(rbx + off12(f::GUEST_RIP)))?;
         a.mov(vc(v::RIP), rax)?;
-        a.mov(qword_ptr(L::VCPU + v::REGS_STATE), 0xF)?;
-        a.call(ept)?;
-        a.ret()
+        a.or(qword_ptr(L::VCPU + v::REGS_STATE), 0xF)?;
+        a.ret()?;
+        // An EPTP the checks reject fails the entry (nested_vmx_entry_failure): not modeled.
+        a.set_label(&mut bad_eptp)?;
+        a.mov(edi, 0xECu32)?;
+        a.mov(rsi, rax)?;
+        a.jmp(fatal)
     })?;
 
-    // nested_ept_init_mmu_context: vmcs02's EPTP is this level's shadow of the guest's EPT.
-    // Shadow EPT roots are kept per guest EPTP (KVM finds its shadow pages again by role),
-    // EPT02_ROOTS of them, the oldest recycled (emptied, and INVEPT for its EPTP).
-    b.inline_func("nested_ept_init_mmu_context", |b| {
-        let a = &mut b.asm;
-        let mut found = a.create_label();
-        a.mov(rax, qword_ptr(rbx + off12(f::EPT_POINTER)))?;
-        for i in 0..EPT02_ROOTS {
-            let mut next = a.create_label();
-            a.cmp(rax, qword_ptr(L::VCPU + N_EPT02_TAGS + 8 * i))?;
-            a.jne(next)?;
-            a.mov(edx, i as u32)?;
-            a.jmp(found)?;
-            a.set_label(&mut next)?;
-        }
-        // kvm_mmu_reset_context with a new root: an empty EPT02.
-        a.mov(rdx, vc(N_EPT02_VICTIM))?;
-        a.lea(ecx, dword_ptr(rdx + 1))?;
-        a.and(ecx, (EPT02_ROOTS - 1) as i32)?;
-        a.mov(vc(N_EPT02_VICTIM), rcx)?;
-        a.mov(qword_ptr(rdx * 8 + (L::VCPU + N_EPT02_TAGS)), rax)?;
-        a.imul_3(rdi, rdx, EPT02_SLICE as i32)?;
-        a.mov(rax, L::EPT02_POOL)?;
-        a.add(rdi, rax)?;
-        a.lea(rax, qword_ptr(rdi + 0x1000))?;
-        a.mov(qword_ptr(rdx * 8 + (L::VCPU + N_EPT02_NEXTS)), rax)?;
-        a.push(rdx)?;
-        a.push(rdi)?;
-        a.mov(ecx, 512u32)?;
-        a.xor(eax, eax)?;
-        a.rep().stosq()?;
-        a.pop(rax)?;
-        a.or(rax, (3 << 3) | 6)?;
-        a.mov(vc(N_DESC), rax)?;
-        a.mov(qword_ptr(L::VCPU + N_DESC + 8), 0)?;
-        a.mov(eax, 1u32)?;
-        a.invept(rax, xmmword_ptr(L::VCPU + N_DESC))?;
-        a.pop(rdx)?;
-        a.set_label(&mut found)?;
-        a.mov(vc(N_EPT02_CUR), rdx)?;
-        a.imul_3(rax, rdx, EPT02_SLICE as i32)?;
-        a.mov(rcx, L::EPT02_POOL)?;
-        a.add(rax, rcx)?;
-        a.mov(vc(v::N_EPT02_FOR), rax)?;
-        a.lea(rcx, qword_ptr(rax + EPT02_SLICE))?;
-        a.mov(vc(N_EPT02_END), rcx)?;
-        a.or(rax, (3 << 3) | 6)?;
-        vmwrite(a, f::EPT_POINTER, rax)?;
-        a.ret()
-    })?;
-
-    // nested_get_vmcs12_pages → nested_vmx_merge_msr_bitmap (only with virtualize x2APIC
-    // mode and MSR bitmaps in vmcs12; otherwise vmcs02 runs without MSR bitmaps).
+    // nested_get_vmcs12_pages (rbx = vmcs12): the pages vmcs02 refers to by host-physical
+    // address are looked up and pinned (the virtual-APIC page with a TPR shadow, the
+    // posted-interrupt descriptor, which vmxsim never offers); the MSR bitmap is merged when
+    // the guest uses virtualize x2APIC mode, else vmcs02 runs without MSR bitmaps.
     b.inline_func("nested_get_vmcs12_pages", |b| {
         let merge = b.label("nested_vmx_merge_msr_bitmap");
+        let to_page = b.label("kvm_vcpu_gpa_to_page");
+        let release = b.label("kvm_release_page_dirty");
         let a = &mut b.asm;
+        // gpa -> page -> page_to_phys.
+        let page_to_phys = |a: &mut CodeAssembler| -> R {
+            a.sub(rax, L::VMEMMAP as i32)?;
+            a.shl(rax, 12 - 5)
+        };
+        let mut no_tpr = a.create_label();
+        a.test(dword_ptr(rbx + off12(f::CPU_BASED_VM_EXEC_CONTROL)), p1::CPU_BASED_TPR_SHADOW as i32)?;
+        a.jz(no_tpr)?;
+        let mut none_held = a.create_label();
+        a.mov(rdi, vc(v::N_VIRTUAL_APIC_PAGE))?;
+        a.test(rdi, rdi)?;
+        a.jz(none_held)?;
+        a.call(release)?;
+        a.mov(qword_ptr(L::VCPU + v::N_VIRTUAL_APIC_PAGE), 0)?;
+        a.set_label(&mut none_held)?;
+        a.mov(rdi, qword_ptr(rbx + off12(f::VIRTUAL_APIC_PAGE_ADDR)))?;
+        a.call(to_page)?;
+        a.test(rax, rax)?;
+        a.jz(no_tpr)?;
+        a.mov(vc(v::N_VIRTUAL_APIC_PAGE), rax)?;
+        page_to_phys(a)?;
+        vmwrite(a, f::VIRTUAL_APIC_PAGE_ADDR, rax)?;
+        a.set_label(&mut no_tpr)?;
+        let mut no_pi = a.create_label();
+        a.test(dword_ptr(rbx + off12(f::PIN_BASED_VM_EXEC_CONTROL)), pin::PIN_BASED_POSTED_INTR as i32)?;
+        a.jz(no_pi)?;
+        a.mov(rdi, qword_ptr(rbx + off12(f::POSTED_INTR_DESC_ADDR)))?;
+        a.call(to_page)?;
+        a.test(rax, rax)?;
+        a.jz(no_pi)?;
+        a.mov(vc(v::N_PI_DESC_PAGE), rax)?;
+        page_to_phys(a)?;
+        a.mov(ecx, dword_ptr(rbx + off12(f::POSTED_INTR_DESC_ADDR)))?;
+        a.and(ecx, 0xFFF)?;
+        a.add(rax, rcx)?;
+        vmwrite(a, f::POSTED_INTR_DESC_ADDR, rax)?;
+        a.set_label(&mut no_pi)?;
+        // cpu_has_vmx_msr_bitmap() && the guest uses MSR bitmaps && the merge succeeds.
         let mut no = a.create_label();
-        a.mov(rax, vc(0x1D0))?;
+        a.test(dword_ptr(L::VCPU + v::VMCS_CONFIG_CPU_BASED), p1::CPU_BASED_USE_MSR_BITMAPS as i32)?;
+        a.jz(no)?;
         a.test(dword_ptr(rbx + off12(f::CPU_BASED_VM_EXEC_CONTROL)), p1::CPU_BASED_USE_MSR_BITMAPS as i32)?;
         a.jz(no)?;
-        a.test(dword_ptr(rbx + off12(f::CPU_BASED_VM_EXEC_CONTROL)), p1::CPU_BASED_ACTIVATE_SECONDARY_CONTROLS as i32)?;
-        a.jz(no)?;
-        a.test(dword_ptr(rbx + off12(f::SECONDARY_VM_EXEC_CONTROL)), p2::SECONDARY_EXEC_VIRTUALIZE_X2APIC_MODE as i32)?;
-        a.jz(no)?;
         a.call(merge)?;
-        vmwrite_imm(a, f::MSR_BITMAP, L::MSR_BITMAP_NESTED)?;
+        a.test(eax, eax)?;
+        a.jz(no)?;
         a.ret()?;
         a.set_label(&mut no)?;
-        a.mov(rax, vc(0x1D0))?;
+        vmread(a, rax, f::CPU_BASED_VM_EXEC_CONTROL)?;
         a.and(eax, !(p1::CPU_BASED_USE_MSR_BITMAPS as i32))?;
         vmwrite(a, f::CPU_BASED_VM_EXEC_CONTROL, rax)?;
         a.ret()
     })?;
 
+    // nested_vmx_merge_msr_bitmap (rbx = vmcs12) -> eax = 1 when vmcs02 uses the merged
+    // bitmap: only with virtualize x2APIC mode; L1's bitmap page mapped (kmap is its direct
+    // address) and released after.
     b.inline_func("nested_vmx_merge_msr_bitmap", |b| {
         let one = b.label("nested_vmx_disable_intercept_for_msr");
+        let to_page = b.label("kvm_vcpu_gpa_to_page");
+        let release = b.label("kvm_release_page_clean");
+        let memset = b.label("memset");
         let a = &mut b.asm;
+        let mut no = a.create_label();
+        a.test(dword_ptr(rbx + off12(f::CPU_BASED_VM_EXEC_CONTROL)), p1::CPU_BASED_ACTIVATE_SECONDARY_CONTROLS as i32)?;
+        a.jz(no)?;
+        a.test(dword_ptr(rbx + off12(f::SECONDARY_VM_EXEC_CONTROL)), p2::SECONDARY_EXEC_VIRTUALIZE_X2APIC_MODE as i32)?;
+        a.jz(no)?;
         a.push(r12)?;
         a.push(r13)?;
-        a.mov(r13, qword_ptr(rbx + off12(f::MSR_BITMAP)))?;
-        a.mov(rax, GUEST_BASE)?;
-        a.add(r13, rax)?;
+        a.push(r15)?;
+        a.mov(rdi, qword_ptr(rbx + off12(f::MSR_BITMAP)))?;
+        a.call(to_page)?;
+        a.test(rax, rax)?;
+        let mut err = a.create_label();
+        a.jz(err)?;
+        a.mov(r15, rax)?; // the page
+                          // kmap: the page's address in this level's physical (direct) map.
+        a.sub(rax, L::VMEMMAP as i32)?;
+        a.shl(rax, 12 - 5)?;
+        a.mov(r13, rax)?;
         match p.msr_bitmap_merge {
             MsrBitmapMerge::PerMsr => {
                 a.mov(rdi, L::MSR_BITMAP_NESTED)?;
-                a.mov(ecx, 512u32)?;
-                a.mov(rax, -1i64)?;
-                a.rep().stosq()?;
+                a.mov(esi, 0xFFu32)?;
+                a.mov(edx, 4096u32)?;
+                a.call(memset)?;
                 let mut no_regvirt = a.create_label();
                 a.test(
                     dword_ptr(rbx + off12(f::SECONDARY_VM_EXEC_CONTROL)),
@@ -1118,14 +1343,15 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
             }
             MsrBitmapMerge::WordCopy => {
                 // 4.16: the merged bitmap was initialised to all-intercept once (below, on
-                // first use); copy L1's x2APIC read permissions, 64 MSRs at a time.
+                // first use; enter_vmx_operation in the kernel); copy L1's x2APIC read
+                // permissions, 64 MSRs at a time.
                 let mut inited = a.create_label();
                 a.cmp(qword_ptr(L::VCPU + 0x1C8), 0)?;
                 a.jne(inited)?;
                 a.mov(rdi, L::MSR_BITMAP_NESTED)?;
-                a.mov(ecx, 512u32)?;
-                a.mov(rax, -1i64)?;
-                a.rep().stosq()?;
+                a.mov(esi, 0xFFu32)?;
+                a.mov(edx, 4096u32)?;
+                a.call(memset)?;
                 a.mov(qword_ptr(L::VCPU + 0x1C8), 1)?;
                 a.set_label(&mut inited)?;
                 let mut no_regvirt = a.create_label();
@@ -1142,14 +1368,34 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
             }
         }
         // TPR read/write; EOI and SELF_IPI writes with virtual-interrupt delivery.
-        for (msr, ty) in [(0x808u32, 3u32), (0x80B, 2), (0x83F, 2)] {
+        a.mov(rdi, r13)?;
+        a.mov(esi, 0x808u32)?;
+        a.mov(edx, 3u32)?;
+        a.call(one)?;
+        let mut no_vid = a.create_label();
+        a.test(dword_ptr(rbx + off12(f::SECONDARY_VM_EXEC_CONTROL)), p2::SECONDARY_EXEC_VIRTUAL_INTR_DELIVERY as i32)?;
+        a.jz(no_vid)?;
+        for msr in [0x80Bu32, 0x83F] {
             a.mov(rdi, r13)?;
             a.mov(esi, msr)?;
-            a.mov(edx, ty)?;
+            a.mov(edx, 2u32)?;
             a.call(one)?;
         }
+        a.set_label(&mut no_vid)?;
+        // kunmap; kvm_release_page_clean.
+        a.mov(rdi, r15)?;
+        a.call(release)?;
+        a.mov(eax, 1u32)?;
+        a.pop(r15)?;
         a.pop(r13)?;
         a.pop(r12)?;
+        a.ret()?;
+        a.set_label(&mut err)?;
+        a.pop(r15)?;
+        a.pop(r13)?;
+        a.pop(r12)?;
+        a.set_label(&mut no)?;
+        a.xor(eax, eax)?;
         a.ret()
     })?;
 
@@ -1255,6 +1501,10 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         let a = &mut b.asm;
         let mut out = a.create_label();
         let mut low = a.create_label();
+        // cpu_has_vmx_msr_bitmap(): vmcs_config.cpu_based_exec_ctrl, tested on every call
+        // (WARN_ON and return without it).
+        a.test(dword_ptr(L::VCPU + v::VMCS_CONFIG_CPU_BASED), p1::CPU_BASED_USE_MSR_BITMAPS as i32)?;
+        a.jz(out)?;
         a.mov(r8, L::MSR_BITMAP_NESTED)?;
         a.cmp(esi, 0x1FFF)?;
         a.jbe(low)?;
@@ -1282,11 +1532,26 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
 
     // nested_vmx_exit_reflected -> eax = 1 when the guest hypervisor handles this exit.
     b.func("nested_vmx_exit_reflected", |b| {
+        let mut yes = b.asm.create_label();
+        let mut no = b.asm.create_label();
+        let mark = b.label("kvm_vcpu_mark_page_dirty");
         let a = &mut b.asm;
-        let mut yes = a.create_label();
-        let mut no = a.create_label();
         a.push(rbx)?;
         a.mov(rbx, vc(v::N_VMCS12))?;
+        // nested_mark_vmcs12_pages_dirty: the pages the processor may write behind the
+        // dirty log's back (the virtual-APIC page; the posted-interrupt descriptor).
+        for (ctl, bit, field) in [
+            (f::CPU_BASED_VM_EXEC_CONTROL, p1::CPU_BASED_TPR_SHADOW, f::VIRTUAL_APIC_PAGE_ADDR),
+            (f::PIN_BASED_VM_EXEC_CONTROL, pin::PIN_BASED_POSTED_INTR, f::POSTED_INTR_DESC_ADDR),
+        ] {
+            let mut no = a.create_label();
+            a.test(dword_ptr(rbx + off12(ctl)), bit as i32)?;
+            a.jz(no)?;
+            a.mov(rdi, qword_ptr(rbx + off12(field)))?;
+            a.shr(rdi, 12)?;
+            a.call(mark)?;
+            a.set_label(&mut no)?;
+        }
         a.mov(eax, vc32(v::EXIT_REASON))?;
         a.and(eax, 0xFFFF)?;
         // Always: triple fault, CPUID, INVD, VMCALL, the VMX instructions, XSETBV, GETSEC.
@@ -1425,9 +1690,12 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         let sync = b.label("sync_vmcs12");
         let switch = b.label("vmx_switch_vmcs");
         let host = b.label("load_vmcs12_host_state");
+        let release = b.label("kvm_release_page_dirty");
         let a = &mut b.asm;
         a.push(rbx)?;
         a.mov(rbx, vc(v::N_VMCS12))?;
+        // leave_guest_mode.
+        a.mov(qword_ptr(L::VCPU + v::N_GUEST_MODE), 0)?;
         // prepare_vmcs12: the guest state, then the exit information.
         a.call(sync)?;
         a.mov(eax, vc32(v::EXIT_REASON))?;
@@ -1448,7 +1716,13 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         a.and(dword_ptr(rbx + off12(f::VM_ENTRY_INTR_INFO_FIELD)), 0x7FFF_FFFF)?;
         a.mov(rdi, L::VMCS01)?;
         a.call(switch)?;
-        // vm_entry/exit controls, MSR-list counts, TSC offset, pin-based controls of vmcs01.
+        // vm_entry/exit_controls_reset_shadow: vmcs01's controls read back.
+        vmread(a, rax, f::VM_ENTRY_CONTROLS)?;
+        a.mov(vc(v::VM_ENTRY_CTLS_SHADOW), rax)?;
+        vmread(a, rax, f::VM_EXIT_CONTROLS)?;
+        a.mov(vc(v::VM_EXIT_CTLS_SHADOW), rax)?;
+        a.mov(qword_ptr(L::VCPU + v::SEGMENT_CACHE), 0)?;
+        // MSR-list counts, TSC offset, pin-based controls of vmcs01.
         for e in [f::VM_EXIT_MSR_LOAD_COUNT, f::VM_ENTRY_MSR_LOAD_COUNT] {
             vmwrite_imm(a, e, 0)?;
         }
@@ -1456,22 +1730,35 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         vmwrite(a, f::TSC_OFFSET, rax)?;
         vmread(a, rax, f::PIN_BASED_VM_EXEC_CONTROL)?;
         vmwrite(a, f::PIN_BASED_VM_EXEC_CONTROL, rax)?;
-        a.call(host)?;
-        a.mov(qword_ptr(L::VCPU + v::N_GUEST_MODE), 0)?;
+        a.mov(qword_ptr(L::VCPU + v::HOST_RSP_VMCS), 0)?;
+        // Unpin the pages vmcs02 referred to.
+        for slot in [v::N_VIRTUAL_APIC_PAGE, v::N_PI_DESC_PAGE] {
+            let mut none = a.create_label();
+            a.mov(rdi, vc(slot))?;
+            a.test(rdi, rdi)?;
+            a.jz(none)?;
+            a.call(release)?;
+            a.mov(qword_ptr(L::VCPU + slot), 0)?;
+            a.set_label(&mut none)?;
+        }
         let mut no_shadow = a.create_label();
         a.test(qword_ptr(L::VCPU + v::FEAT), feat::SHADOW as i32)?;
         a.jz(no_shadow)?;
         a.mov(qword_ptr(L::VCPU + v::N_SYNC_SHADOW), 1)?;
         a.set_label(&mut no_shadow)?;
+        a.call(host)?;
         a.pop(rbx)?;
         a.mov(eax, 1u32)?;
         a.ret()
     })?;
 
-    // sync_vmcs12 (rbx = vmcs12): the nested guest's state from vmcs02.
-    b.func("sync_vmcs12", |b| {
+    // sync_vmcs12 (rbx = vmcs12): the nested guest's state from vmcs02 (static, called only
+    // from prepare_vmcs12, itself only from nested_vmx_vmexit: inlined there).
+    b.inline_func("sync_vmcs12", |b| {
         let rsp_read = b.label("kvm_rsp_read");
         let rip_read = b.label("kvm_rip_read");
+        let remaining = b.label("__hrtimer_get_remaining");
+        let cancel = b.label("hrtimer_cancel");
         let a = &mut b.asm;
         // vmcs12_guest_cr0/cr4: the hardware values (with the read shadows consulted).
         for (e, shadow) in [(f::GUEST_CR0, f::CR0_READ_SHADOW), (f::GUEST_CR4, f::CR4_READ_SHADOW)] {
@@ -1486,21 +1773,40 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         for &e in GUEST_SEGMENTS.iter() {
             copy_to_vmcs12(a, e)?;
         }
-        for e in [
-            f::GUEST_INTERRUPTIBILITY_INFO,
-            f::GUEST_PENDING_DBG_EXCEPTIONS,
-            f::GUEST_CR3,
-            f::GUEST_PDPTR0,
-            f::GUEST_PDPTR1,
-            f::GUEST_PDPTR2,
-            f::GUEST_PDPTR3,
-            f::GUEST_LINEAR_ADDRESS,
-            f::GUEST_SYSENTER_CS,
-            f::GUEST_SYSENTER_ESP,
-            f::GUEST_SYSENTER_EIP,
-            f::GUEST_IA32_EFER,
-            f::GUEST_IA32_PAT,
-        ] {
+        for e in [f::GUEST_INTERRUPTIBILITY_INFO, f::GUEST_PENDING_DBG_EXCEPTIONS] {
+            copy_to_vmcs12(a, e)?;
+        }
+        // The emulated preemption timer: its remaining time saved if the guest asked
+        // (vmx_get_preemption_timer_value), the hrtimer cancelled.
+        let mut no_timer = a.create_label();
+        a.test(dword_ptr(rbx + off12(f::PIN_BASED_VM_EXEC_CONTROL)), pin::PIN_BASED_VMX_PREEMPTION_TIMER as i32)?;
+        a.jz(no_timer)?;
+        let mut no_save = a.create_label();
+        a.test(dword_ptr(rbx + off12(f::VM_EXIT_CONTROLS)), ex::VM_EXIT_SAVE_VMX_PREEMPTION_TIMER as i32)?;
+        a.jz(no_save)?;
+        a.mov(rdi, L::VCPU + v::PREEMPTION_TIMER)?;
+        a.call(remaining)?;
+        let mut zero = a.create_label();
+        let mut store = a.create_label();
+        a.test(rax, rax)?;
+        a.jle(zero)?;
+        a.imul_2(rax, vc(v::VIRTUAL_TSC_KHZ))?;
+        a.mov(ecx, 1_000_000u32)?;
+        a.xor(edx, edx)?;
+        a.div(rcx)?;
+        a.shr(rax, 5)?;
+        a.jmp(store)?;
+        a.set_label(&mut zero)?;
+        a.xor(eax, eax)?;
+        a.set_label(&mut store)?;
+        a.mov(dword_ptr(rbx + off12(f::VMX_PREEMPTION_TIMER_VALUE)), eax)?;
+        a.set_label(&mut no_save)?;
+        a.mov(rdi, L::VCPU + v::PREEMPTION_TIMER)?;
+        a.call(cancel)?;
+        a.set_label(&mut no_timer)?;
+        for e in
+            [f::GUEST_CR3, f::GUEST_PDPTR0, f::GUEST_PDPTR1, f::GUEST_PDPTR2, f::GUEST_PDPTR3, f::GUEST_LINEAR_ADDRESS]
+        {
             copy_to_vmcs12(a, e)?;
         }
         // With virtual-interrupt delivery the processor moved RVI/SVI.
@@ -1509,91 +1815,142 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         a.jz(no_vid)?;
         copy_to_vmcs12(a, f::GUEST_INTR_STATUS)?;
         a.set_label(&mut no_vid)?;
+        for e in [f::GUEST_IA32_PAT, f::GUEST_SYSENTER_CS, f::GUEST_SYSENTER_ESP, f::GUEST_SYSENTER_EIP] {
+            copy_to_vmcs12(a, e)?;
+        }
+        // VM_EXIT_SAVE_IA32_EFER: the guest's EFER as KVM tracks it.
+        a.mov(rax, vc(v::ARCH_EFER))?;
+        a.mov(qword_ptr(rbx + off12(f::GUEST_IA32_EFER)), rax)?;
         a.ret()
     })?;
 
     // load_vmcs12_host_state (rbx = vmcs12): the guest hypervisor's host state becomes its
-    // state in vmcs01.
+    // state in vmcs01, through the same setters as any change of L1's state (4.14's order).
     b.func("load_vmcs12_host_state", |b| {
+        let set_efer = b.label("vmx_set_efer");
+        let set_rflags = b.label("vmx_set_rflags");
+        let set_cr0 = b.label("vmx_set_cr0");
+        let set_cr4 = b.label("kvm_set_cr4");
+        let reset = b.label("kvm_mmu_reset_context");
+        let flush = b.label("vmx_flush_tlb");
+        let set_seg = b.label("vmx_set_segment");
+        let set_dr = b.label("kvm_set_dr");
+        let bitmap = b.label("vmx_set_msr_bitmap");
+        let fatal = b.label("kvm_fatal");
         let a = &mut b.asm;
-        a.mov(rax, qword_ptr(rbx + off12(f::HOST_IA32_EFER)))?;
-        vmwrite(a, f::GUEST_IA32_EFER, rax)?;
+        // EFER: the guest's host EFER with "load IA32_EFER", else from the address-space size.
+        let mut efer = a.create_label();
+        a.mov(rdi, qword_ptr(rbx + off12(f::HOST_IA32_EFER)))?;
+        a.test(dword_ptr(rbx + off12(f::VM_EXIT_CONTROLS)), ex::VM_EXIT_LOAD_IA32_EFER as i32)?;
+        a.jnz(efer)?;
+        a.mov(rdi, vc(v::ARCH_EFER))?;
+        a.and(edi, !0x500)?;
+        a.test(dword_ptr(rbx + off12(f::VM_EXIT_CONTROLS)), ex::VM_EXIT_HOST_ADDR_SPACE_SIZE as i32)?;
+        a.jz(efer)?;
+        a.or(edi, 0x500)?;
+        a.set_label(&mut efer)?;
+        a.call(set_efer)?;
+        // kvm_register_write RSP, RIP.
         a.mov(rax, qword_ptr(rbx + off12(f::HOST_RSP)))?;
         a.mov(vc(v::RSP), rax)?;
         a.mov(rax, qword_ptr(rbx + off12(f::HOST_RIP)))?;
         a.mov(vc(v::RIP), rax)?;
-        a.mov(qword_ptr(L::VCPU + v::REGS_STATE), 0xF)?;
-        vmwrite_imm(a, f::GUEST_RFLAGS, 2)?;
-        // vmx_set_cr0 / vmx_set_cr4 / CR3 (with an MMU context reset).
-        a.mov(rax, qword_ptr(rbx + off12(f::HOST_CR0)))?;
-        a.mov(vc(v::CR0), rax)?;
-        vmwrite(a, f::CR0_READ_SHADOW, rax)?;
-        vmwrite(a, f::GUEST_CR0, rax)?;
-        vmwrite_imm(a, f::CR0_GUEST_HOST_MASK, !0x8u64)?;
-        a.mov(rax, qword_ptr(rbx + off12(f::HOST_CR4)))?;
-        a.mov(vc(v::CR4), rax)?;
-        vmwrite(a, f::CR4_READ_SHADOW, rax)?;
-        a.or(eax, crate::arch::x86::cr4::VMXE as i32)?;
-        vmwrite(a, f::GUEST_CR4, rax)?;
-        vmwrite_imm(a, f::CR4_GUEST_HOST_MASK, !0x7A2u64)?;
-        copy_host(a, f::HOST_CR3, f::GUEST_CR3)?;
-        // Segments: selectors from the host fields, flat 64-bit code and data.
-        for (sel, host) in [
-            (f::GUEST_ES_SELECTOR, f::HOST_ES_SELECTOR),
-            (f::GUEST_CS_SELECTOR, f::HOST_CS_SELECTOR),
-            (f::GUEST_SS_SELECTOR, f::HOST_SS_SELECTOR),
-            (f::GUEST_DS_SELECTOR, f::HOST_DS_SELECTOR),
-            (f::GUEST_FS_SELECTOR, f::HOST_FS_SELECTOR),
-            (f::GUEST_GS_SELECTOR, f::HOST_GS_SELECTOR),
-            (f::GUEST_TR_SELECTOR, f::HOST_TR_SELECTOR),
-        ] {
-            copy_host(a, host, sel)?;
-        }
-        for (ar, lim, base, val) in [
-            (f::GUEST_ES_AR_BYTES, f::GUEST_ES_LIMIT, Some(f::GUEST_ES_BASE), 0xC093u64),
-            (f::GUEST_CS_AR_BYTES, f::GUEST_CS_LIMIT, Some(f::GUEST_CS_BASE), 0xA09B),
-            (f::GUEST_SS_AR_BYTES, f::GUEST_SS_LIMIT, Some(f::GUEST_SS_BASE), 0xC093),
-            (f::GUEST_DS_AR_BYTES, f::GUEST_DS_LIMIT, Some(f::GUEST_DS_BASE), 0xC093),
-            (f::GUEST_FS_AR_BYTES, f::GUEST_FS_LIMIT, None, 0xC093),
-            (f::GUEST_GS_AR_BYTES, f::GUEST_GS_LIMIT, None, 0xC093),
-            (f::GUEST_TR_AR_BYTES, f::GUEST_TR_LIMIT, None, 0x8B),
-        ] {
-            vmwrite_imm(a, ar, val)?;
-            vmwrite_imm(a, lim, if val == 0x8B { 0x67 } else { 0xFFFF_FFFF })?;
-            if let Some(bse) = base {
-                vmwrite_imm(a, bse, 0)?;
-            }
-        }
-        copy_host(a, f::HOST_FS_BASE, f::GUEST_FS_BASE)?;
-        copy_host(a, f::HOST_GS_BASE, f::GUEST_GS_BASE)?;
-        copy_host(a, f::HOST_TR_BASE, f::GUEST_TR_BASE)?;
-        vmwrite_imm(a, f::GUEST_LDTR_SELECTOR, 0)?;
-        vmwrite_imm(a, f::GUEST_LDTR_AR_BYTES, 0x1_0000)?;
-        copy_host(a, f::HOST_GDTR_BASE, f::GUEST_GDTR_BASE)?;
-        copy_host(a, f::HOST_IDTR_BASE, f::GUEST_IDTR_BASE)?;
-        vmwrite_imm(a, f::GUEST_GDTR_LIMIT, 0xFFFF)?;
-        vmwrite_imm(a, f::GUEST_IDTR_LIMIT, 0xFFFF)?;
+        a.or(qword_ptr(L::VCPU + v::REGS_STATE), 0xF)?;
+        a.mov(edi, 2u32)?;
+        a.call(set_rflags)?;
+        // CR0 (only TS guest-owned), CR4 (guest-owned bits from vmcs01's mask).
+        a.mov(qword_ptr(L::VCPU + v::CR0_GUEST_OWNED), 8)?;
+        a.mov(rdi, qword_ptr(rbx + off12(f::HOST_CR0)))?;
+        a.call(set_cr0)?;
+        vmread(a, rax, f::CR4_GUEST_HOST_MASK)?;
+        a.not(rax)?;
+        a.mov(vc(v::CR4_GUEST_OWNED), rax)?;
+        a.mov(rdi, qword_ptr(rbx + off12(f::HOST_CR4)))?;
+        a.call(set_cr4)?;
+        // nested_ept_uninit_mmu_context; nested_vmx_load_cr3(host CR3, no nested EPT).
+        a.mov(qword_ptr(L::VCPU + v::WALK_MMU_NESTED), 0)?;
+        a.mov(rax, qword_ptr(rbx + off12(f::HOST_CR3)))?;
+        nested_vmx_load_cr3(a, reset, fatal)?;
+        // enable_vpid: vmx_flush_tlb (the MMU has no root yet: nothing to flush).
+        let mut no_vpid = a.create_label();
+        a.test(qword_ptr(L::VCPU + v::FEAT), feat::VPID as i32)?;
+        a.jz(no_vpid)?;
+        a.call(flush)?;
+        a.set_label(&mut no_vpid)?;
         copy_host(a, f::HOST_IA32_SYSENTER_CS, f::GUEST_SYSENTER_CS)?;
         copy_host(a, f::HOST_IA32_SYSENTER_ESP, f::GUEST_SYSENTER_ESP)?;
         copy_host(a, f::HOST_IA32_SYSENTER_EIP, f::GUEST_SYSENTER_EIP)?;
-        copy_host(a, f::HOST_IA32_PAT, f::GUEST_IA32_PAT)?;
-        vmwrite_imm(a, f::GUEST_DR7, 0x400)?;
+        copy_host(a, f::HOST_IDTR_BASE, f::GUEST_IDTR_BASE)?;
+        copy_host(a, f::HOST_GDTR_BASE, f::GUEST_GDTR_BASE)?;
+        let mut no_pat = a.create_label();
+        a.test(dword_ptr(rbx + off12(f::VM_EXIT_CONTROLS)), ex::VM_EXIT_LOAD_IA32_PAT as i32)?;
+        a.jz(no_pat)?;
+        a.mov(rax, qword_ptr(rbx + off12(f::HOST_IA32_PAT)))?;
+        vmwrite(a, f::GUEST_IA32_PAT, rax)?;
+        a.mov(vc(v::PAT), rax)?;
+        a.set_label(&mut no_pat)?;
+        // The segments of SDM 27.5.2 through vmx_set_segment.
+        use vcpu::{set_host_segment as seg, sreg, SegKind};
+        seg(a, set_seg, sreg::CS, f::HOST_CS_SELECTOR, None, SegKind::Code64)?;
+        seg(a, set_seg, sreg::DS, f::HOST_DS_SELECTOR, None, SegKind::Data)?;
+        seg(a, set_seg, sreg::ES, f::HOST_ES_SELECTOR, None, SegKind::Data)?;
+        seg(a, set_seg, sreg::SS, f::HOST_SS_SELECTOR, None, SegKind::Data)?;
+        seg(a, set_seg, sreg::FS, f::HOST_FS_SELECTOR, Some(f::HOST_FS_BASE), SegKind::Data)?;
+        seg(a, set_seg, sreg::GS, f::HOST_GS_SELECTOR, Some(f::HOST_GS_BASE), SegKind::Data)?;
+        seg(a, set_seg, sreg::TR, f::HOST_TR_SELECTOR, Some(f::HOST_TR_BASE), SegKind::Tss)?;
+        a.mov(edi, 0x400u32)?;
+        a.mov(esi, 7u32)?;
+        a.call(set_dr)?;
         vmwrite_imm(a, f::GUEST_IA32_DEBUGCTL, 0)?;
-        vmwrite_imm(a, f::GUEST_INTERRUPTIBILITY_INFO, 0)?;
-        // vmx_update_msr_bitmap: vmcs01's bitmap for the guest's APIC mode.
-        a.mov(rax, L::MSR_BITMAP_LEGACY)?;
-        a.mov(rcx, L::MSR_BITMAP_X2APIC)?;
-        a.bt(qword_ptr(L::VCPU + v::APIC_BASE), 10)?;
-        let mut legacy = a.create_label();
-        a.jnc(legacy)?;
-        a.test(qword_ptr(L::VCPU + v::FEAT), feat::APICV as i32)?;
-        a.jz(legacy)?;
-        a.mov(rax, rcx)?;
-        a.set_label(&mut legacy)?;
-        vmwrite(a, f::MSR_BITMAP, rax)?;
+        let mut no_bitmap = a.create_label();
+        a.test(dword_ptr(L::VCPU + v::VMCS_CONFIG_CPU_BASED), p1::CPU_BASED_USE_MSR_BITMAPS as i32)?;
+        a.jz(no_bitmap)?;
+        a.call(bitmap)?;
+        a.set_label(&mut no_bitmap)?;
         a.ret()
     })?;
     Ok(())
+}
+
+/// The read shadow the nested guest should see (nested_read_cr0/4: its own bits from the
+/// guest field, the guest hypervisor's from its read shadow), into `shadow` of vmcs02.
+fn nested_read_cr(a: &mut CodeAssembler, guest: u32, mask: u32, shadow: u32) -> R {
+    a.mov(rcx, qword_ptr(rbx + off12(mask)))?;
+    a.mov(rax, qword_ptr(rbx + off12(shadow)))?;
+    a.and(rax, rcx)?;
+    a.not(rcx)?;
+    a.and(rcx, qword_ptr(rbx + off12(guest)))?;
+    a.or(rax, rcx)?;
+    vmwrite(a, shadow, rax)
+}
+
+/// nested_vmx_load_cr3(rax = cr3): a changed CR3 checked against MAXPHYADDR and kept in
+/// vcpu->arch.cr3 (kvm_read_cr3 decaches the current one first), then
+/// kvm_mmu_reset_context. PAE PDPTEs are not loaded (64-bit guests only).
+fn nested_vmx_load_cr3(a: &mut CodeAssembler, reset: CodeLabel, fatal: CodeLabel) -> R {
+    let mut cached = a.create_label();
+    let mut same = a.create_label();
+    a.test(qword_ptr(L::VCPU + v::REGS_STATE), regs::CR3_AVAIL)?;
+    a.jnz(cached)?;
+    a.mov(rdx, rax)?;
+    vmread(a, rax, f::GUEST_CR3)?;
+    a.mov(vc(v::ARCH_CR3), rax)?;
+    a.or(qword_ptr(L::VCPU + v::REGS_STATE), regs::CR3_AVAIL)?;
+    a.mov(rax, rdx)?;
+    a.set_label(&mut cached)?;
+    a.cmp(rax, vc(v::ARCH_CR3))?;
+    a.je(same)?;
+    a.mov(rcx, rax)?;
+    a.shr(rcx, kernel::MAXPHYADDR)?;
+    let mut ok = a.create_label();
+    a.jz(ok)?;
+    a.mov(edi, 0xEDu32)?; // an invalid CR3 fails the entry: not modeled
+    a.mov(rsi, rax)?;
+    a.jmp(fatal)?;
+    a.set_label(&mut ok)?;
+    a.mov(vc(v::ARCH_CR3), rax)?;
+    a.set_label(&mut same)?;
+    a.call(reset)
 }
 
 /// VMWRITE of vmcs12's host field `host` (rbx = vmcs12) into the current VMCS's `guest`.
@@ -1619,4 +1976,48 @@ fn operand_in_guest_memory(a: &mut CodeAssembler, addr: CodeLabel, walk: CodeLab
     a.mov(rdi, rax)?;
     a.call(walk)?;
     a.mov(rcx, GUEST_BASE)
+}
+
+/// Emits copy_vmcs12_to_shadow, inlined into vmx_vcpu_run (emitted right after it).
+pub(super) fn emit_copy_vmcs12_to_shadow(b: &mut ProgramBuilder, p: &HvParams) -> R {
+    // copy_vmcs12_to_shadow: vmcs12 into the shadow VMCS (read-write and read-only fields).
+    // Static and called only from vmx_vcpu_run, so inlined there (C4's perf lists
+    // copy_shadow_to_vmcs12, with two callers, but not this one).
+    b.inline_func("copy_vmcs12_to_shadow", |b| {
+        let read = b.label("vmcs12_read_any");
+        let rw = b.label("shadow_read_write_fields");
+        let ro = b.label("shadow_read_only_fields");
+        let a = &mut b.asm;
+        a.push(rbx)?;
+        a.push(r12)?;
+        a.mov(rax, L::SHADOW_VMCS)?;
+        a.mov(qword_ptr(L::VCPU + 0x1F0), rax)?;
+        a.vmptrld(qword_ptr(L::VCPU + 0x1F0))?;
+        for (list, n) in [(rw, p.shadow_read_write.len()), (ro, p.shadow_read_only.len())] {
+            a.lea(rbx, ptr(list))?;
+            a.mov(r12d, n as u32)?;
+            let mut top = a.create_label();
+            let mut done = a.create_label();
+            a.set_label(&mut top)?;
+            a.test(r12d, r12d)?;
+            a.jz(done)?;
+            a.mov(esi, dword_ptr(rbx))?;
+            a.call(read)?;
+            a.mov(esi, dword_ptr(rbx))?;
+            a.vmwrite(rsi, rax)?;
+            a.add(rbx, 4)?;
+            a.dec(r12d)?;
+            a.jmp(top)?;
+            a.set_label(&mut done)?;
+        }
+        a.vmclear(qword_ptr(L::VCPU + 0x1F0))?;
+        a.mov(rax, L::VMCS01)?;
+        a.mov(qword_ptr(L::VCPU + 0x1F0), rax)?;
+        a.vmptrld(qword_ptr(L::VCPU + 0x1F0))?;
+        a.pop(r12)?;
+        a.pop(rbx)?;
+        a.ret()
+    })?;
+
+    Ok(())
 }

@@ -39,8 +39,28 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams) -> R {
         let put = b.label("kvm_put_guest_xcr0");
         let handle = b.label("vmx_handle_exit");
         let inject = b.label("inject_pending_event");
+        let flush = b.label("vmx_flush_tlb");
+        let mmu_load = b.label("kvm_mmu_load");
+        let save_host = b.label("vmx_save_host_state");
         let a = &mut b.asm;
+        // Requests: KVM_REQ_TLB_FLUSH -> kvm_vcpu_flush_tlb.
+        let mut no_req = a.create_label();
+        a.cmp(qword_ptr(L::VCPU + v::REQUESTS), 0)?;
+        a.je(no_req)?;
+        a.bt(qword_ptr(L::VCPU + v::REQUESTS), req::TLB_FLUSH as i32)?;
+        a.jnc(no_req)?;
+        a.lock().btr(qword_ptr(L::VCPU + v::REQUESTS), req::TLB_FLUSH as i32)?;
+        a.call(flush)?;
+        a.set_label(&mut no_req)?;
         a.call(inject)?;
+        // kvm_mmu_reload: a root for the MMU unless it has one.
+        let mut have_root = a.create_label();
+        a.cmp(qword_ptr(L::VCPU + v::MMU_ROOT_HPA), -1)?;
+        a.jne(have_root)?;
+        a.call(mmu_load)?;
+        a.set_label(&mut have_root)?;
+        // kvm_x86_ops->prepare_guest_switch.
+        a.call(save_host)?;
         a.call(load)?;
         let mut no_apicv = a.create_label();
         a.test(qword_ptr(L::VCPU + v::FEAT), feat::APICV as i32)?;
@@ -122,29 +142,6 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams) -> R {
         a.ret()
     })?;
 
-    // vmx_arm_hv_timer: the guest's TSC deadline as a VMX-preemption-timer value.
-    b.func("vmx_arm_hv_timer", |b| {
-        let a = &mut b.asm;
-        let mut out = a.create_label();
-        let mut later = a.create_label();
-        a.mov(rcx, vc(v::HV_DEADLINE))?;
-        a.cmp(rcx, -1)?;
-        a.je(out)?;
-        a.rdtsc()?;
-        a.shl(rdx, 32)?;
-        a.or(rax, rdx)?;
-        a.sub(rcx, rax)?;
-        a.jae(later)?;
-        a.xor(ecx, ecx)?;
-        a.set_label(&mut later)?;
-        a.mov(rax, rcx)?;
-        a.mov(rcx, vc(v::TIMER_RATE))?;
-        a.shr(rax, cl)?;
-        vmwrite(a, f::VMX_PREEMPTION_TIMER_VALUE, rax)?;
-        a.set_label(&mut out)?;
-        a.ret()
-    })?;
-
     b.func("vmx_vcpu_run", |b| {
         let to_shadow = b.label("copy_vmcs12_to_shadow");
         let arm = b.label("vmx_arm_hv_timer");
@@ -218,6 +215,32 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams) -> R {
         a.mov(vc(v::IDT_VECTORING), rax)?;
         a.ret()
     })?;
+
+    // vmx_arm_hv_timer: the guest's TSC deadline as a VMX-preemption-timer value (static,
+    // called only from vmx_vcpu_run: inlined there).
+    b.inline_func("vmx_arm_hv_timer", |b| {
+        let a = &mut b.asm;
+        let mut out = a.create_label();
+        let mut later = a.create_label();
+        a.mov(rcx, vc(v::HV_DEADLINE))?;
+        a.cmp(rcx, -1)?;
+        a.je(out)?;
+        a.rdtsc()?;
+        a.shl(rdx, 32)?;
+        a.or(rax, rdx)?;
+        a.sub(rcx, rax)?;
+        a.jae(later)?;
+        a.xor(ecx, ecx)?;
+        a.set_label(&mut later)?;
+        a.mov(rax, rcx)?;
+        a.mov(rcx, vc(v::TIMER_RATE))?;
+        a.shr(rax, cl)?;
+        vmwrite(a, f::VMX_PREEMPTION_TIMER_VALUE, rax)?;
+        a.set_label(&mut out)?;
+        a.ret()
+    })?;
+
+    super::nested::emit_copy_vmcs12_to_shadow(b, p)?;
 
     b.func("vmx_entry_failed", |b| {
         let fatal = b.label("kvm_fatal");
