@@ -1199,16 +1199,13 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         a.call(set_cr4)?;
         nested_read_cr(a, f::GUEST_CR4, f::CR4_GUEST_HOST_MASK, f::CR4_READ_SHADOW)?;
         // EFER: the guest's with "load IA32_EFER", else LMA/LME from IA-32e mode.
-        let mut efer = a.create_label();
-        a.mov(rdi, qword_ptr(rbx + off12(f::GUEST_IA32_EFER)))?;
-        a.test(dword_ptr(rbx + off12(f::VM_ENTRY_CONTROLS)), en::VM_ENTRY_LOAD_IA32_EFER as i32)?;
-        a.jnz(efer)?;
-        a.mov(rdi, vc(v::ARCH_EFER))?;
-        a.and(edi, !0x500)?;
-        a.test(dword_ptr(rbx + off12(f::VM_ENTRY_CONTROLS)), en::VM_ENTRY_IA32E_MODE as i32)?;
-        a.jz(efer)?;
-        a.or(edi, 0x500)?;
-        a.set_label(&mut efer)?;
+        efer_from_controls(
+            a,
+            f::GUEST_IA32_EFER,
+            f::VM_ENTRY_CONTROLS,
+            en::VM_ENTRY_LOAD_IA32_EFER,
+            en::VM_ENTRY_IA32E_MODE,
+        )?;
         a.call(set_efer)?;
         // nested_vmx_load_cr3(vmcs12->guest_cr3, nested EPT).
         a.mov(rax, qword_ptr(rbx + off12(f::GUEST_CR3)))?;
@@ -1839,16 +1836,13 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         let fatal = b.label("kvm_fatal");
         let a = &mut b.asm;
         // EFER: the guest's host EFER with "load IA32_EFER", else from the address-space size.
-        let mut efer = a.create_label();
-        a.mov(rdi, qword_ptr(rbx + off12(f::HOST_IA32_EFER)))?;
-        a.test(dword_ptr(rbx + off12(f::VM_EXIT_CONTROLS)), ex::VM_EXIT_LOAD_IA32_EFER as i32)?;
-        a.jnz(efer)?;
-        a.mov(rdi, vc(v::ARCH_EFER))?;
-        a.and(edi, !0x500)?;
-        a.test(dword_ptr(rbx + off12(f::VM_EXIT_CONTROLS)), ex::VM_EXIT_HOST_ADDR_SPACE_SIZE as i32)?;
-        a.jz(efer)?;
-        a.or(edi, 0x500)?;
-        a.set_label(&mut efer)?;
+        efer_from_controls(
+            a,
+            f::HOST_IA32_EFER,
+            f::VM_EXIT_CONTROLS,
+            ex::VM_EXIT_LOAD_IA32_EFER,
+            ex::VM_EXIT_HOST_ADDR_SPACE_SIZE,
+        )?;
         a.call(set_efer)?;
         // kvm_register_write RSP, RIP.
         a.mov(rax, qword_ptr(rbx + off12(f::HOST_RSP)))?;
@@ -1914,6 +1908,21 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
 
 /// The read shadow the nested guest should see (nested_read_cr0/4: its own bits from the
 /// guest field, the guest hypervisor's from its read shadow), into `shadow` of vmcs02.
+/// EDI = the EFER a nested transition loads: vmcs12's `efer_field` when control `load` is
+/// set in `ctl_field`, else the current EFER with LMA/LME (0x500) taken from control `long`.
+fn efer_from_controls(a: &mut CodeAssembler, efer_field: u32, ctl_field: u32, load: u32, long: u32) -> R {
+    let mut efer = a.create_label();
+    a.mov(rdi, qword_ptr(rbx + off12(efer_field)))?;
+    a.test(dword_ptr(rbx + off12(ctl_field)), load as i32)?;
+    a.jnz(efer)?;
+    a.mov(rdi, vc(v::ARCH_EFER))?;
+    a.and(edi, !0x500)?;
+    a.test(dword_ptr(rbx + off12(ctl_field)), long as i32)?;
+    a.jz(efer)?;
+    a.or(edi, 0x500)?;
+    a.set_label(&mut efer)
+}
+
 fn nested_read_cr(a: &mut CodeAssembler, guest: u32, mask: u32, shadow: u32) -> R {
     a.mov(rcx, qword_ptr(rbx + off12(mask)))?;
     a.mov(rax, qword_ptr(rbx + off12(shadow)))?;

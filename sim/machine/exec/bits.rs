@@ -193,6 +193,16 @@ pub fn shld<const LEFT: bool>(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
 
 /// BT (0), BTS (1), BTR (2), BTC (3). With a register bit offset and a memory operand the
 /// offset addresses a bit string beyond the operand (SDM "BT").
+/// The new value BTS (1), BTR (2) or BTC (3) gives `v` for bit `b`.
+#[inline(always)]
+fn bit_op<const OP: u8>(v: u64, b: u64) -> u64 {
+    match OP {
+        1 => v | (1 << b),
+        2 => v & !(1 << b),
+        _ => v ^ (1 << b),
+    }
+}
+
 pub fn bt<const OP: u8>(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
     let sz = d.osz;
     let bits = u64::from(sz) * 8;
@@ -211,23 +221,13 @@ pub fn bt<const OP: u8>(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
             // A read-modify-write within one page: one translation, checked as a write.
             let pa = m.translate(lin, super::super::mmu::Access::Write)?;
             let v = m.read_phys(pa, sz);
-            let nv = match OP {
-                1 => v | (1 << b),
-                2 => v & !(1 << b),
-                _ => v ^ (1 << b),
-            };
-            m.write_phys(pa, sz, nv);
+            m.write_phys(pa, sz, bit_op::<OP>(v, b));
             (v >> b) & 1 != 0
         } else {
             let v = m.read_lin(lin, sz)?;
             let cf = (v >> b) & 1 != 0;
             if OP != 0 {
-                let nv = match OP {
-                    1 => v | (1 << b),
-                    2 => v & !(1 << b),
-                    _ => v ^ (1 << b),
-                };
-                m.write_lin(lin, sz, nv)?;
+                m.write_lin(lin, sz, bit_op::<OP>(v, b))?;
             }
             cf
         }
@@ -236,12 +236,7 @@ pub fn bt<const OP: u8>(m: &mut Machine, d: &DInsn) -> Result<(), Fault> {
         let (lin, v) = if OP == 0 { (0, m.rd_op(d, 0, sz)?) } else { m.rmw_read(d, sz)? };
         let cf = (v >> b) & 1 != 0;
         if OP != 0 {
-            let nv = match OP {
-                1 => v | (1 << b),
-                2 => v & !(1 << b),
-                _ => v ^ (1 << b),
-            };
-            m.rmw_write(d, lin, sz, nv)?;
+            m.rmw_write(d, lin, sz, bit_op::<OP>(v, b))?;
         }
         cf
     };

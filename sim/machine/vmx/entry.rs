@@ -47,7 +47,7 @@ pub(super) fn is_check_input(i: usize) -> bool {
 
 /// Fields the entry checks never read (besides the exit-information fields), or read only
 /// in `check_guest_volatile` (GUEST_RIP, GUEST_RFLAGS).
-pub(super) const NOT_CHECK_INPUTS: &[u32] = &[
+pub const NOT_CHECK_INPUTS: &[u32] = &[
     f::GUEST_RIP,
     f::GUEST_RFLAGS,
     f::GUEST_RSP,

@@ -65,6 +65,7 @@
 
 mod apicv;
 mod entry;
+pub use entry::NOT_CHECK_INPUTS;
 pub(crate) mod ept;
 mod exit;
 pub(crate) use exit::exception_vectoring;
