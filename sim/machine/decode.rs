@@ -306,7 +306,8 @@ impl Machine {
         }
         let mut prev = u32::MAX;
         for d in insns.iter_mut() {
-            d.new_row = d.sym != prev;
+            // Rows matter only when profiling; otherwise no instruction needs the flag.
+            d.new_row = self.acct.is_some() && d.sym != prev;
             prev = d.sym;
             d.flow =
                 (u8::from(d.term) * FLOW_TERM) | (u8::from(d.side) * FLOW_SIDE) | (u8::from(d.new_row) * FLOW_NEW_ROW);
