@@ -285,30 +285,7 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         vmread(a, rax, f::GUEST_CR3)?;
         a.mov(rcx, 0x000F_FFFF_FFFF_F000u64)?;
         a.and(rax, rcx)?;
-        for (shift, large) in [(39u32, None), (30, Some(0x3FFF_FFFFu64)), (21, Some(0x1F_FFFF)), (12, None)] {
-            a.mov(rdx, rdi)?;
-            a.shr(rdx, shift)?;
-            a.and(edx, 0x1FF)?;
-            a.mov(rsi, GUEST_BASE)?;
-            a.add(rsi, rax)?;
-            a.mov(rax, qword_ptr(rsi + rdx * 8))?;
-            a.test(eax, 1)?;
-            a.jz(fail)?;
-            if let Some(mask) = large {
-                let mut small = a.create_label();
-                a.bt(eax, 7)?;
-                a.jnc(small)?;
-                a.and(rax, rcx)?;
-                a.mov(rdx, !mask)?;
-                a.and(rax, rdx)?;
-                a.mov(rdx, mask)?;
-                a.and(rdx, rdi)?;
-                a.or(rax, rdx)?;
-                a.ret()?;
-                a.set_label(&mut small)?;
-            }
-            a.and(rax, rcx)?;
-        }
+        walk_levels(a, 1, fail, rcx, None)?;
         a.mov(edx, edi)?;
         a.and(edx, 0xFFF)?;
         a.or(rax, rdx)?;
@@ -1412,30 +1389,7 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
         a.and(rax, r8)?;
         let mut reflect = a.create_label();
         let mut mapped = a.create_label();
-        for (shift, large) in [(39u32, None), (30, Some(0x3FFF_FFFFu64)), (21, Some(0x1F_FFFF)), (12, None)] {
-            a.mov(rdx, rdi)?;
-            a.shr(rdx, shift)?;
-            a.and(edx, 0x1FF)?;
-            a.mov(rsi, GUEST_BASE)?;
-            a.add(rsi, rax)?;
-            a.mov(rax, qword_ptr(rsi + rdx * 8))?;
-            a.test(eax, 7)?;
-            a.jz(reflect)?;
-            if let Some(m) = large {
-                let mut small = a.create_label();
-                a.bt(eax, 7)?;
-                a.jnc(small)?;
-                a.and(rax, r8)?;
-                a.mov(rdx, !m)?;
-                a.and(rax, rdx)?;
-                a.mov(rdx, m)?;
-                a.and(rdx, rdi)?;
-                a.or(rax, rdx)?;
-                a.jmp(mapped)?;
-                a.set_label(&mut small)?;
-            }
-            a.and(rax, r8)?;
-        }
+        walk_levels(a, 7, reflect, r8, Some(mapped))?;
         a.mov(edx, edi)?;
         a.and(edx, 0xFFF)?;
         a.or(rax, rdx)?;
@@ -1908,6 +1862,48 @@ pub(super) fn emit(b: &mut ProgramBuilder, p: &HvParams, guest_size: u64) -> R {
 
 /// The read shadow the nested guest should see (nested_read_cr0/4: its own bits from the
 /// guest field, the guest hypervisor's from its read shadow), into `shadow` of vmcs02.
+/// The four levels of a walk of the tables at guest-physical RAX (this level's guest memory
+/// is at GUEST_BASE) for the address in RDI, leaving the frame address in RAX: an entry
+/// without any of the bits `present` goes to `fail`; a 1-GiB or 2-MiB leaf (bit 7) returns
+/// its address with RDI's offset, by RET or by a jump to `leaf`. `frame` holds the
+/// address-bits mask.
+fn walk_levels(
+    a: &mut CodeAssembler,
+    present: i32,
+    fail: CodeLabel,
+    frame: AsmRegister64,
+    leaf: Option<CodeLabel>,
+) -> R {
+    for (shift, large) in [(39u32, None), (30, Some(0x3FFF_FFFFu64)), (21, Some(0x1F_FFFF)), (12, None)] {
+        a.mov(rdx, rdi)?;
+        a.shr(rdx, shift)?;
+        a.and(edx, 0x1FF)?;
+        a.mov(rsi, GUEST_BASE)?;
+        a.add(rsi, rax)?;
+        a.mov(rax, qword_ptr(rsi + rdx * 8))?;
+        a.test(eax, present)?;
+        a.jz(fail)?;
+        if let Some(mask) = large {
+            let mut small = a.create_label();
+            a.bt(eax, 7)?;
+            a.jnc(small)?;
+            a.and(rax, frame)?;
+            a.mov(rdx, !mask)?;
+            a.and(rax, rdx)?;
+            a.mov(rdx, mask)?;
+            a.and(rdx, rdi)?;
+            a.or(rax, rdx)?;
+            match leaf {
+                Some(l) => a.jmp(l)?,
+                None => a.ret()?,
+            }
+            a.set_label(&mut small)?;
+        }
+        a.and(rax, frame)?;
+    }
+    Ok(())
+}
+
 /// EDI = the EFER a nested transition loads: vmcs12's `efer_field` when control `load` is
 /// set in `ctl_field`, else the current EFER with LMA/LME (0x500) taken from control `long`.
 fn efer_from_controls(a: &mut CodeAssembler, efer_field: u32, ctl_field: u32, load: u32, long: u32) -> R {
